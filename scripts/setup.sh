@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package qsl needs (idempotent; as root or through sudo) and the npm
+# test clients from the committed lock file. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  # build
+  build-essential cmake ninja-build ccache pkg-config git
+  # libraries
+  libabsl-dev libboost-dev nlohmann-json3-dev libsentencepiece-dev libspdlog-dev libfmt-dev
+  libcli11-dev libopenblas-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
+  protobuf-compiler-grpc prometheus-cpp-dev libxrt-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev curl prometheus yamllint nodejs npm
+  # rtl
+  verilator yosys iverilog
+  # plots
+  python3 python3-matplotlib
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# kubectl (for `kubectl kustomize` in the deploy tests): Debian's kubernetes-client when absent.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm test clients (openai SDK, grpc-js), pinned by tests/clients/package-lock.json.
+if [ -f tests/clients/package-lock.json ]; then
+  if [ ! -d tests/clients/node_modules ] ||
+     [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
+    (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
