@@ -1,0 +1,15 @@
+// The `qsl` subcommands. Each Add*Command registers its options on `app` and a callback that
+// runs it; a failing run throws CLI::RuntimeError(exit_code) after printing its error.
+#pragma once
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+
+namespace qsl::cli {
+
+// Prints `status` as "qsl <command>: error: ..." and throws CLI::RuntimeError(1) when not ok.
+void ExitOnError(std::string_view command, const absl::Status& status);
+
+// One declaration per subcommand, defined in tools/qsl/<command>.cc.
+
+}  // namespace qsl::cli

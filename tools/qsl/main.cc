@@ -1,0 +1,35 @@
+// `qsl`: one binary, one subcommand per job (serve, generate, quantize, eval, inspect, devices).
+#include <cstdio>
+#include <string>
+
+#include "base/log.h"
+#include "tools/qsl/commands.h"
+
+namespace qsl::cli {
+
+void ExitOnError(std::string_view command, const absl::Status& status) {
+  if (status.ok()) return;
+  std::fprintf(stderr, "qsl %.*s: error: %.*s\n", static_cast<int>(command.size()), command.data(),
+               static_cast<int>(status.message().size()), status.message().data());
+  throw CLI::RuntimeError(1);
+}
+
+}  // namespace qsl::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"qsl: LLM inference on MPE cards (simulated by default)", "qsl"};
+  app.set_version_flag("--version", "qsl 0.1.0");
+  std::string log_level;
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->envname("QSL_LOG_LEVEL");
+  app.require_subcommand(1, 1);
+  app.fallthrough();
+  app.parse_complete_callback([&] {
+    qsl::cli::ExitOnError("", qsl::InitLogging(log_level));
+  });
+
+  // One line per subcommand (tools/qsl/<command>.cc).
+
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
