@@ -27,7 +27,7 @@
 namespace qsl {
 
 // Prefixes a status message with context ("model.safetensors: ...") keeping its code.
-inline absl::Status Annotate(const absl::Status& s, std::string_view context) {
+inline absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
 }

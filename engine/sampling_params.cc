@@ -7,7 +7,7 @@
 namespace qsl {
 
 namespace {
-absl::Status Bad(std::string_view param, std::string_view why) {
+absl::Status Bad(absl::string_view param, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(param, ": ", why));
 }
 bool Finite(float v) { return std::isfinite(v); }
