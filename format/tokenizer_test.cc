@@ -27,7 +27,7 @@ std::unique_ptr<Tokenizer> Load() {
 TEST(Tokenizer, MatchesTransformersPromptIds) {
   auto tok = Load();
   const auto ref = Reference();
-  ASSERT_FALSE(ref["cases"].empty());
+  ASSERT_GE(ref["cases"].size(), 5u);
   for (const auto& c : ref["cases"]) {
     const auto want = c["prompt_ids"].get<std::vector<int32_t>>();
     EXPECT_EQ(tok->Encode(c["text"].get<std::string>(), /*add_bos=*/true), want)
@@ -58,7 +58,9 @@ std::string Stream(const Tokenizer& tok, const std::vector<int32_t>& context,
 
 TEST(Tokenizer, StreamingEqualsWholeDecodeOnGreedyContinuations) {
   auto tok = Load();
-  for (const auto& c : Reference()["cases"]) {
+  const auto ref = Reference();
+  ASSERT_GE(ref["cases"].size(), 5u);
+  for (const auto& c : ref["cases"]) {
     const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
     const auto gen = c["greedy_64_ids"].get<std::vector<int32_t>>();
     std::vector<int32_t> all = prompt;
