@@ -311,38 +311,15 @@ func funcMap(root *template.Template) template.FuncMap {
 		}
 		return strings.TrimSuffix(string(data), "\n")
 	}
-	f["fromYaml"] = func(s string) map[string]interface{} {
-		m := map[string]interface{}{}
-		if err := yaml.Unmarshal([]byte(s), &m); err != nil {
-			m["Error"] = err.Error()
-		}
-		return m
-	}
-	f["fromYamlArray"] = func(s string) []interface{} {
-		var a []interface{}
-		if err := yaml.Unmarshal([]byte(s), &a); err != nil {
-			a = []interface{}{err.Error()}
-		}
-		return a
-	}
+	fromYaml := func(data []byte, v interface{}) error { return yaml.Unmarshal(data, v) }
+	f["fromYaml"] = decodeMap(fromYaml)
+	f["fromYamlArray"] = decodeArray(fromYaml)
 	f["toJson"] = func(v interface{}) string {
 		data, _ := json.Marshal(v)
 		return string(data)
 	}
-	f["fromJson"] = func(s string) map[string]interface{} {
-		m := map[string]interface{}{}
-		if err := json.Unmarshal([]byte(s), &m); err != nil {
-			m["Error"] = err.Error()
-		}
-		return m
-	}
-	f["fromJsonArray"] = func(s string) []interface{} {
-		var a []interface{}
-		if err := json.Unmarshal([]byte(s), &a); err != nil {
-			a = []interface{}{err.Error()}
-		}
-		return a
-	}
+	f["fromJson"] = decodeMap(json.Unmarshal)
+	f["fromJsonArray"] = decodeArray(json.Unmarshal)
 	f["required"] = func(msg string, v interface{}) (interface{}, error) {
 		if v == nil || v == "" {
 			return nil, errors.New(msg)
@@ -372,4 +349,27 @@ func funcMap(root *template.Template) template.FuncMap {
 		return buf.String(), err
 	}
 	return f
+}
+
+type unmarshal func([]byte, interface{}) error
+
+// Helm's from* functions report a decoding error inside the result instead of failing.
+func decodeMap(decode unmarshal) func(string) map[string]interface{} {
+	return func(s string) map[string]interface{} {
+		m := map[string]interface{}{}
+		if err := decode([]byte(s), &m); err != nil {
+			m["Error"] = err.Error()
+		}
+		return m
+	}
+}
+
+func decodeArray(decode unmarshal) func(string) []interface{} {
+	return func(s string) []interface{} {
+		var a []interface{}
+		if err := decode([]byte(s), &a); err != nil {
+			a = []interface{}{err.Error()}
+		}
+		return a
+	}
 }
