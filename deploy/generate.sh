@@ -27,7 +27,7 @@ mpe_config() {
 
 # target file, generator, source it needs
 copies=(
-  "deploy/k8s/components/prometheus-operator/prometheusrule.yaml rules_object deploy/prometheus/rules.yaml"
+  "deploy/k8s/prometheus-operator/prometheusrule.yaml rules_object deploy/prometheus/rules.yaml"
   "deploy/k8s/base/mpe-config.json mpe_config accel/mpe/u280.json"
 )
 

@@ -36,10 +36,16 @@ test("deploy/k8s/base alone has no Prometheus Operator objects", async () => {
   assert.ok(!objects.some((o) => o.apiVersion.startsWith("monitoring.coreos.com/")));
 });
 
-test("deploy/k8s with the fpga and api-key components renders valid objects", async () => {
-  const objects = renderKustomize("tests/deploy/k8s-all");
-  await assertValid(objects, { fpga: true });
+test("deploy/k8s/overlays/fpga renders valid objects that ask for a card", async () => {
+  await assertValid(renderKustomize("deploy/k8s/overlays/fpga"), { fpga: true });
+});
+
+test("deploy/k8s/overlays/api-key with its Secret renders valid objects", async () => {
+  const objects = renderKustomize("tests/deploy/k8s-api-key");
+  await assertValid(objects);
   assert.ok(objects.every((o) => o.metadata.namespace === "qsl-test"));
+  const env = objects.find((o) => o.kind === "Deployment").spec.template.spec.containers[0].env;
+  assert.ok(env.some((e) => e.name === "QSL_API_KEY" && e.valueFrom.secretKeyRef.name.startsWith("qsl-api-key")));
 });
 
 test("helm chart with default values renders valid objects", async () => {

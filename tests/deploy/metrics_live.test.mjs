@@ -129,7 +129,7 @@ test("every metric the deploy files read is exported with the documented type", 
 test("qsl --help lists every QSL_ variable the deploy files set", () => {
   const help = serveHelp.stdout + mainHelp.stdout;
   const used = new Set(Object.keys(flags));
-  for (const o of [...renderHelm({ values: ["tests/deploy/helm-values-all.yaml"] }), ...renderKustomize("tests/deploy/k8s-all")]) {
+  for (const o of [...renderHelm({ values: ["tests/deploy/helm-values-all.yaml"] }), ...renderKustomize("deploy/k8s/overlays/fpga"), ...renderKustomize("tests/deploy/k8s-api-key")]) {
     if (o.kind === "ConfigMap") for (const k of Object.keys(o.data ?? {})) if (k.startsWith("QSL_")) used.add(k);
     if (o.kind === "Deployment") for (const e of o.spec.template.spec.containers[0].env ?? []) used.add(e.name);
   }

@@ -157,14 +157,16 @@ export function fieldErrors(objects, expect = {}) {
   }
   for (const pdb of byKind("PodDisruptionBudget")) check(subset(pdb.spec.selector.matchLabels, podLabels), "PodDisruptionBudget selects no qsl pod");
 
+  // The operator scrapes every selected Service that has the endpoint's port: exactly one may,
+  // or each pod would be scraped twice.
   for (const sm of byKind("ServiceMonitor")) {
-    const svc = services.find((s) => subset(sm.spec.selector.matchLabels, s.metadata.labels));
-    check(svc, "ServiceMonitor selects no Service");
+    const selected = services.filter((s) => subset(sm.spec.selector.matchLabels, s.metadata.labels));
     for (const ep of sm.spec.endpoints) {
-      check(svc?.spec.ports.some((p) => p.name === ep.port), `ServiceMonitor port ${ep.port} is not a Service port`);
+      const scraped = selected.filter((s) => s.spec.ports.some((p) => p.name === ep.port));
+      check(scraped.length === 1, `ServiceMonitor port ${ep.port} is on ${scraped.length} selected Services, not 1`);
       check(ep.path === "/metrics", "ServiceMonitor must scrape /metrics");
+      check(scraped[0]?.metadata.labels?.[sm.spec.jobLabel] === "qsl", "ServiceMonitor jobLabel must give job=\"qsl\" (the rules' job)");
     }
-    check(svc?.metadata.labels?.[sm.spec.jobLabel] === "qsl", "ServiceMonitor jobLabel must give job=\"qsl\" (the rules' job)");
   }
   const rules = readYaml("deploy/prometheus/rules.yaml");
   for (const pr of byKind("PrometheusRule")) check(isDeepStrictEqual(pr.spec, rules), "PrometheusRule differs from deploy/prometheus/rules.yaml");
