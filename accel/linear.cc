@@ -82,11 +82,12 @@ void Run(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t* a, 
 
   // Work items: (n-tile, row block), n-tile major so that neighbouring items share a slab.
   const int64_t row_blocks = CeilDiv(m, kMaxRowBlock);
-  const int64_t rows = CeilDiv(CeilDiv(m, row_blocks), k.rows) * k.rows;
+  const int64_t step = w.group != 0 ? k.rows_w4 : k.rows_w8;
+  const int64_t rows = CeilDiv(CeilDiv(m, row_blocks), step) * step;
   const int64_t n_tiles = v.layout.n_tiles();
   // A single row block reads each weight once: no reason to cut K.
   const int64_t kt_block =
-      m <= k.rows ? w.k_tiles : std::max<int64_t>(1, kKBlockBytes / w.tile_stride);
+      m <= step ? w.k_tiles : std::max<int64_t>(1, kKBlockBytes / w.tile_stride);
   ThreadPool& pool = ThreadPool::Default();
   const int64_t items = n_tiles * row_blocks;
   pool.ParallelFor(items, Grain(items, pool), [&](int64_t begin, int64_t end) {

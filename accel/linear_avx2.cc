@@ -19,7 +19,8 @@ struct Avx2 {
   using Vec = __m256i;
   using VecF = __m256;
   static constexpr int kCols = 8;
-  static constexpr int kRows = 4;  // 4 rows x 2 vectors = 8 accumulators of the 16 registers
+  static constexpr int kRowsW8 = 3;  // 3 rows x 2 vectors: more accumulators spill (16 registers)
+  static constexpr int kRowsW4 = 3;
   static constexpr int kVecs = 2;
   static constexpr bool kW8Sums = false;
 

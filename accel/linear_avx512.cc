@@ -25,7 +25,8 @@ struct Avx512 {
   using Vec = __m512i;
   using VecF = __m512;
   static constexpr int kCols = 16;
-  static constexpr int kRows = 6;  // 6 rows x 4 vectors = 24 accumulators of the 32 registers
+  static constexpr int kRowsW8 = 6;  // 6 rows x 4 vectors = 24 accumulators of the 32 registers
+  static constexpr int kRowsW4 = 4;  // fewer: expanding 4 nibble vectors needs registers too
   static constexpr int kVecs = 4;
   static constexpr bool kW8Sums = true;
 
@@ -61,8 +62,15 @@ struct Avx512 {
     return _mm512_and_si512(_mm512_or_si512(w, _mm512_slli_epi16(w, 4)),
                             _mm512_set1_epi16(0x0f0f));
   }
-  static Vec DotW8(Vec acc, Vec w, Vec a) { return _mm512_dpbusd_epi32(acc, w, a); }
-  static Vec DotW4(Vec acc, Vec q, Vec a) { return _mm512_dpbusd_epi32(acc, q, a); }
+  static Vec DotW8(Vec acc, Vec w, Vec a) { return Dpbusd(acc, w, a); }
+  static Vec DotW4(Vec acc, Vec q, Vec a) { return Dpbusd(acc, q, a); }
+  // acc += u8 x s8, 4 per lane. Written as asm, not _mm512_dpbusd_epi32: with the intrinsic GCC
+  // 12 copies each accumulator to a scratch register and back around every vpdpbusd (and to the
+  // stack once registers run short), which halved the W4 GEMM in qsl-bench-linear.
+  static Vec Dpbusd(Vec acc, Vec u, Vec s) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+    return acc;
+  }
   // 16 uint8 group scales -> int32 lanes.
   static Vec LoadU8(const uint8_t* p) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));

@@ -51,7 +51,8 @@ struct Output {
 // thread pool and hands each block a scratch area of (t1 - t0) * tile_n int32.
 struct Kernels {
   int cols;       // output columns per vector; the path takes tiles with tile_n % cols == 0
-  int rows;       // rows of its register block (row blocks are cut in multiples of it)
+  int rows_w8;    // rows of its register block for W8 and W4 (row blocks are cut in multiples)
+  int rows_w4;
   bool w8_sums;   // whether W8 needs the row sums
   void (*row_sums)(const int8_t* q, int64_t m, int64_t lda, int64_t seg, int32_t* sums);
   void (*linear)(const Weights& w, const Activations& a, const Output& out, int64_t nt0,

@@ -22,7 +22,15 @@ namespace {  // NOLINT: internal linkage on purpose, one copy per ISA file
 template <class I>
 using Vec = typename I::Vec;
 
+// Rows of the register block: W4 needs registers for expanding nibbles, so it may take fewer.
+template <class I, bool kW4>
+constexpr int kRowsOf = kW4 ? I::kRowsW4 : I::kRowsW8;
+
 int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// The register block's accumulator array stays in registers only if every helper that touches
+// it is inlined (GCC otherwise keeps the array in memory and stores it every k step).
+#define QSL_INLINE inline __attribute__((always_inline))
 
 // Bytes of one column's 4 consecutive K values in a tile: a k-quad row of a tile is tile_n
 // times that ("k4-interleaved", format/weight_tiles.h).
@@ -30,7 +38,7 @@ template <bool kW4>
 constexpr int64_t kQuadBytes = kW4 ? 2 : 4;
 
 template <class I, int R, int V>
-void ZeroAll(Vec<I> (&acc)[R][V]) {
+QSL_INLINE void ZeroAll(Vec<I> (&acc)[R][V]) {
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
@@ -43,7 +51,7 @@ void ZeroAll(Vec<I> (&acc)[R][V]) {
 // expansion (q4 - z)*s never has to be materialized. All int32 arithmetic here wraps mod 2^32;
 // the true result fits int32 (docs/numeric-contract.md, step 3), so the wrapped one equals it.
 template <class I, int R, int V>
-void FoldW4(Vec<I> (&acc)[R][V], const Weights& w, const uint8_t* tile, int64_t j, int64_t c0,
+QSL_INLINE void FoldW4(Vec<I> (&acc)[R][V], const Weights& w, const uint8_t* tile, int64_t j, int64_t c0,
             const int32_t* sums, int64_t sums_ld, int32_t* tot) {
   Vec<I> s[V], z[V];
 #pragma GCC unroll 4
@@ -65,7 +73,7 @@ void FoldW4(Vec<I> (&acc)[R][V], const Weights& w, const uint8_t* tile, int64_t 
 }
 
 template <class I, int R, int V>
-void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot) {
+QSL_INLINE void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot) {
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
@@ -76,49 +84,63 @@ void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot) {
   }
 }
 
-// The register block: R rows x V vectors of columns [c0, c0 + V*kCols) of n-tile nt, over
-// k-tiles [kt0, kt1), added into tot (row stride tile_n, already offset to row t0, column c0).
-// Each weight vector is loaded (and for W4 expanded) once and used for R rows; each activation
-// quad is broadcast once and used for V vectors.
+// acc[r][v] += the 4-way dot products of k-quads [q0, q1) of one tile: each weight vector is
+// loaded (for W4 also expanded) once and used for R rows; each activation quad is broadcast once
+// and used for V vectors.
 template <class I, bool kW4, int R, int V>
-void Block(const Weights& w, const Activations& a, int64_t nt, int64_t kt0, int64_t kt1,
-           int64_t t0, int64_t c0, int32_t* tot) {
-  constexpr int64_t qb = kQuadBytes<kW4>;
-  const int64_t quad_stride = w.tile_n * qb;
-  const int64_t quads = w.tile_k / 4;
-  const int64_t seg_quads = SegmentLength(w) / 4;
-  const int64_t segs_per_tile = quads / seg_quads;
-  Vec<I> acc[R][V];
-  ZeroAll<I>(acc);
-  for (int64_t kt = kt0; kt < kt1; ++kt) {
-    const uint8_t* tile = w.tiles + (nt * w.k_tiles + kt) * w.tile_stride;
-    const uint8_t* wp = tile + c0 * qb;
-    const int8_t* ap = a.q + t0 * a.lda + kt * w.tile_k;
-    for (int64_t j = 0; j < segs_per_tile; ++j) {
-      for (int64_t q = j * seg_quads; q < (j + 1) * seg_quads; ++q) {
-        Vec<I> wv[V];
+QSL_INLINE void DotQuads(Vec<I> (&acc)[R][V], const uint8_t* wp, int64_t quad_stride,
+                         const int8_t* ap, int64_t lda, int64_t q0, int64_t q1) {
+  for (int64_t q = q0; q < q1; ++q) {
+    Vec<I> wv[V];
 #pragma GCC unroll 4
-        for (int v = 0; v < V; ++v) {
-          const uint8_t* p = wp + q * quad_stride + v * I::kCols * qb;
-          wv[v] = kW4 ? I::LoadW4(p) : I::LoadW8(p);
-        }
+    for (int v = 0; v < V; ++v) {
+      const uint8_t* p = wp + q * quad_stride + v * I::kCols * kQuadBytes<kW4>;
+      wv[v] = kW4 ? I::LoadW4(p) : I::LoadW8(p);
+    }
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          const Vec<I> ab = I::Broadcast(ap + r * a.lda + 4 * q);
+    for (int r = 0; r < R; ++r) {
+      const Vec<I> ab = I::Broadcast(ap + r * lda + 4 * q);
 #pragma GCC unroll 4
-          for (int v = 0; v < V; ++v) {
-            acc[r][v] = kW4 ? I::DotW4(acc[r][v], wv[v], ab) : I::DotW8(acc[r][v], wv[v], ab);
-          }
-        }
-      }
-      if constexpr (kW4) {
-        const int64_t seg = kt * segs_per_tile + j;
-        FoldW4<I>(acc, w, tile, j, c0, a.sums + t0 * a.sums_ld + seg, a.sums_ld, tot);
-        ZeroAll<I>(acc);
+      for (int v = 0; v < V; ++v) {
+        acc[r][v] = kW4 ? I::DotW4(acc[r][v], wv[v], ab) : I::DotW8(acc[r][v], wv[v], ab);
       }
     }
   }
-  if constexpr (!kW4) AddTo<I>(acc, w.tile_n, tot);
+}
+
+// The register block: R rows x V vectors of columns [c0, c0 + V*kCols) of n-tile nt, over
+// k-tiles [kt0, kt1), added into tot (row stride tile_n, already offset to row t0, column c0).
+// W8 accumulates across all the tiles; W4 folds each segment (FoldW4). The accumulators are
+// scoped to the loop that uses them, which lets GCC keep all of them in registers.
+template <class I, bool kW4, int R, int V>
+void Block(const Weights& w, const Activations& a, int64_t nt, int64_t kt0, int64_t kt1,
+           int64_t t0, int64_t c0, int32_t* tot) {
+  const int64_t quad_stride = w.tile_n * kQuadBytes<kW4>;
+  const int64_t quads = w.tile_k / 4;
+  const uint8_t* slab = w.tiles + nt * w.k_tiles * w.tile_stride;
+  const int8_t* rows = a.q + t0 * a.lda;
+  if constexpr (kW4) {
+    const int64_t seg_quads = SegmentLength(w) / 4;
+    const int64_t segs = quads / seg_quads;
+    for (int64_t kt = kt0; kt < kt1; ++kt) {
+      const uint8_t* tile = slab + kt * w.tile_stride;
+      for (int64_t j = 0; j < segs; ++j) {
+        Vec<I> acc[R][V];
+        ZeroAll<I>(acc);
+        DotQuads<I, kW4>(acc, tile + c0 * kQuadBytes<kW4>, quad_stride, rows + kt * w.tile_k,
+                         a.lda, j * seg_quads, (j + 1) * seg_quads);
+        FoldW4<I>(acc, w, tile, j, c0, a.sums + t0 * a.sums_ld + kt * segs + j, a.sums_ld, tot);
+      }
+    }
+  } else {
+    Vec<I> acc[R][V];
+    ZeroAll<I>(acc);
+    for (int64_t kt = kt0; kt < kt1; ++kt) {
+      DotQuads<I, kW4>(acc, slab + kt * w.tile_stride + c0 * kQuadBytes<kW4>, quad_stride,
+                       rows + kt * w.tile_k, a.lda, 0, quads);
+    }
+    AddTo<I>(acc, w.tile_n, tot);
+  }
 }
 
 using BlockFn = void (*)(const Weights&, const Activations&, int64_t, int64_t, int64_t, int64_t,
@@ -135,7 +157,7 @@ BlockFn PickVecs(int v) {
 
 template <class I, bool kW4, int R = 1>
 BlockFn PickBlock(int r, int v) {
-  if constexpr (R > I::kRows) {
+  if constexpr (R > kRowsOf<I, kW4>) {
     return nullptr;
   } else {
     return r == R ? PickVecs<I, kW4, R>(v) : PickBlock<I, kW4, R + 1>(r, v);
@@ -183,12 +205,13 @@ void Linear(const Weights& w, const Activations& a, const Output& out, int64_t n
   const bool w4 = w.group != 0;
   const int64_t rows = t1 - t0;
   const int64_t cols_per_chunk = I::kVecs * I::kCols;
+  const int64_t step = w4 ? kRowsOf<I, true> : kRowsOf<I, false>;
   for (int64_t nt = nt0; nt < nt1; ++nt) {
     std::memset(scratch, 0, static_cast<size_t>(rows * w.tile_n) * sizeof(int32_t));
     for (int64_t kb = 0; kb < w.k_tiles; kb += kt_block) {
       const int64_t ke = Min(kb + kt_block, w.k_tiles);
-      for (int64_t r0 = t0; r0 < t1; r0 += I::kRows) {
-        const int r = static_cast<int>(Min(I::kRows, t1 - r0));
+      for (int64_t r0 = t0; r0 < t1; r0 += step) {
+        const int r = static_cast<int>(Min(step, t1 - r0));
         for (int64_t c0 = 0; c0 < w.tile_n; c0 += cols_per_chunk) {
           const int v = static_cast<int>(Min(cols_per_chunk, w.tile_n - c0) / I::kCols);
           const BlockFn fn = w4 ? PickBlock<I, true>(r, v) : PickBlock<I, false>(r, v);
@@ -300,8 +323,8 @@ uint64_t StreamRead(const uint8_t* p, int64_t bytes) {
 
 template <class I>
 constexpr Kernels MakeKernels() {
-  return Kernels{I::kCols,     I::kRows,          I::kW8Sums, &RowSums,       &Linear<I>,
-                 &Quantize<I>, &Epilogue<I>,      &DotPeak<I>, &StreamRead<I>};
+  return Kernels{I::kCols,      I::kRowsW8,  I::kRowsW4,  I::kW8Sums,     &RowSums,
+                 &Linear<I>,    &Quantize<I>, &Epilogue<I>, &DotPeak<I>,    &StreamRead<I>};
 }
 
 }  // namespace
