@@ -74,7 +74,7 @@ class Account {
       return Fail("end", "an activation slot is never popped (no STREAM with pop_act)");
     }
     if (acc_open_ || acc_free_.size() != acc_ready_.size()) {
-      return Fail("end", "an accumulator slot is never completed and drained");
+      return Fail("end", "an accumulator tile is never completed and drained");
     }
     end_ = std::max(end_, next_dispatch_);
     a_.cycles = end_ + 1;
@@ -186,30 +186,36 @@ class Account {
   }
 
   // Checks the accumulator protocol of a STREAM and returns the first cycle it may start
-  // because of its accumulator slot.
+  // because of the accumulator ring: a new tile needs its rows free, i.e. every older tile that
+  // cannot share the ring with it drained (single buffered: every older tile).
   absl::StatusOr<int64_t> AccumulatorSpace(const Command& cmd) {
-    if (cmd.count > c_.acc_rows()) {
-      return Fail("STREAM", absl::StrCat(cmd.count, " rows exceed the ", c_.acc_rows(),
-                                         " rows of an accumulator slot"));
+    if (cmd.count > c_.acc_tile_rows()) {
+      return Fail("STREAM", absl::StrCat(cmd.count, " rows exceed the ", c_.acc_tile_rows(),
+                                         " rows an accumulator tile may take"));
     }
     if (!cmd.acc_first) {
-      if (!acc_open_) return Fail("STREAM", "adds to an accumulator slot no STREAM opened");
-      if (cmd.count != acc_open_rows_) {
-        return Fail("STREAM", absl::StrCat(cmd.count, " rows but its accumulator slot has ",
-                                           acc_open_rows_));
+      if (!acc_open_) return Fail("STREAM", "adds to an accumulator tile no STREAM opened");
+      if (cmd.count != acc_tile_rows_.back()) {
+        return Fail("STREAM", absl::StrCat(cmd.count, " rows but its accumulator tile has ",
+                                           acc_tile_rows_.back()));
       }
       return 0;
     }
-    if (acc_open_) return Fail("STREAM", "acc_first while an accumulator slot is still open");
+    if (acc_open_) return Fail("STREAM", "acc_first while an accumulator tile is still open");
     acc_open_ = true;
-    acc_open_rows_ = cmd.count;
-    const int64_t u = static_cast<int64_t>(acc_ready_.size());
-    if (u < c_.acc_slots()) return 0;
-    if (u - c_.acc_slots() >= static_cast<int64_t>(acc_free_.size())) {
-      return Fail("STREAM", "deadlock: every accumulator slot waits for a DRAIN that comes "
-                            "later in the stream");
+    acc_tile_rows_.push_back(cmd.count);
+    acc_prefix_.push_back(acc_prefix_.back() + cmd.count);
+    const int64_t u = static_cast<int64_t>(acc_tile_rows_.size()) - 1;
+    while (acc_prefix_[u + 1] - acc_prefix_[acc_oldest_] > c_.acc_ring_rows() ||
+           (!c_.double_buffer && acc_oldest_ < u)) {
+      ++acc_oldest_;
     }
-    return acc_free_[u - c_.acc_slots()];
+    if (acc_oldest_ == 0) return 0;
+    if (acc_oldest_ - 1 >= static_cast<int64_t>(acc_free_.size())) {
+      return Fail("STREAM", "deadlock: the accumulator ring waits for a DRAIN that comes later "
+                            "in the stream");
+    }
+    return acc_free_[acc_oldest_ - 1];
   }
 
   absl::Status Stream(const Command& cmd, CommandTiming& t) {
@@ -246,7 +252,6 @@ class Account {
     t.done = t.issue + rows + c_.rows + 1;
     if (cmd.acc_last) {
       acc_ready_.push_back(t.done);
-      acc_tile_rows_.push_back(rows);
       acc_open_ = false;
     }
     end_ = std::max(end_, t.done);
@@ -259,10 +264,10 @@ class Account {
   absl::Status Drain(const Command& cmd, CommandTiming& t) {
     const int64_t u = static_cast<int64_t>(acc_free_.size());
     if (u >= static_cast<int64_t>(acc_ready_.size())) {
-      return Fail("DRAIN", "no completed accumulator slot (STREAM with acc_last) before it");
+      return Fail("DRAIN", "no completed accumulator tile (STREAM with acc_last) before it");
     }
     if (cmd.count != acc_tile_rows_[u]) {
-      return Fail("DRAIN", absl::StrCat(cmd.count, " rows but the slot holds ", acc_tile_rows_[u]));
+      return Fail("DRAIN", absl::StrCat(cmd.count, " rows but the tile has ", acc_tile_rows_[u]));
     }
     const int64_t rows = cmd.count;
     t.issue = std::max({t.dispatch + 1, store_free_, acc_ready_[u]});
@@ -285,8 +290,9 @@ class Account {
   std::vector<int64_t> w_ready_, w_free_;            // per tile: data ready, slot free
   std::vector<int64_t> a_ready_, a_beats_, a_free_;  // per activation block
   std::vector<int64_t> acc_ready_, acc_tile_rows_, acc_free_;  // per accumulator tile
+  std::vector<int64_t> acc_prefix_ = {0};  // rows of the tiles before each tile
+  int64_t acc_oldest_ = 0;  // oldest tile the newest may share the ring with
   bool acc_open_ = false;
-  int64_t acc_open_rows_ = 0;
   int64_t exec_free_ = 0, store_free_ = 0, end_ = 0;
   std::vector<Interval> w_spans_, s_spans_;
 };

@@ -26,7 +26,7 @@ struct CycleAccount {
   int64_t tail_cycles = 0;  // after the last row: array pipeline, drain, write acknowledges
   int64_t stall_weights = 0;   // waiting for the next weight tile
   int64_t stall_acts = 0;      // waiting for an activation block
-  int64_t stall_acc = 0;       // waiting for an accumulator slot to be drained
+  int64_t stall_acc = 0;       // waiting for accumulator rows to be drained
   int64_t stall_dispatch = 0;  // waiting for the STREAM to be dispatched
   int64_t weight_beats = 0, act_beats = 0;
   int64_t write_bytes = 0;

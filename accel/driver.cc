@@ -47,6 +47,10 @@ absl::Status CheckFits(const MpeConfig& config, const TiledLayout& layout, int64
 
 }  // namespace
 
+int32_t DefaultPrefetch(const MpeConfig& config) {
+  return std::max(1, config.w_slots() / 2);
+}
+
 uint8_t GroupShift(const TiledLayout& layout) {
   if (layout.scheme != WeightScheme::kW4) return 0;
   const int32_t rows_per_group = std::min(layout.group, layout.tile_k);
@@ -65,7 +69,7 @@ absl::StatusOr<LinearPlan> PlanLinear(const MpeConfig& config, const TiledLayout
   p.n_tiles = layout.n_tiles();
   p.k_tiles = layout.k_tiles();
   p.cols = config.cols;
-  const int64_t most = std::min(config.a_slot_rows() / p.k_tiles, config.acc_rows());
+  const int64_t most = std::min(config.a_slot_rows() / p.k_tiles, config.acc_tile_rows());
   p.block_rows = std::min({options.block_rows > 0 ? options.block_rows : most, most, m});
   p.blocks = (m + p.block_rows - 1) / p.block_rows;
 
@@ -82,10 +86,9 @@ absl::StatusOr<LinearPlan> PlanLinear(const MpeConfig& config, const TiledLayout
 
   const std::vector<TileRef> order = TileOrder(p.blocks, p.n_tiles, p.k_tiles);
   const int64_t total = static_cast<int64_t>(order.size());
-  const int64_t prefetch =
-      std::min<int64_t>(options.prefetch > 0 ? std::min(options.prefetch, config.w_slots())
-                                             : config.w_slots(),
-                        total);
+  const int64_t prefetch = std::min<int64_t>(
+      options.prefetch > 0 ? std::min(options.prefetch, config.w_slots()) : DefaultPrefetch(config),
+      total);
   const uint32_t tile_beats = static_cast<uint32_t>(layout.tile_stride() / kBeatBytes);
   const uint8_t gshift = GroupShift(layout);
   auto load_w = [&](const TileRef& t) {

@@ -21,7 +21,7 @@ namespace qsl {
 // different (valid) command streams for the same layer.
 struct PlanOptions {
   int64_t block_rows = 0;  // tokens per M-block; 0: the most the activation/accumulator slots hold
-  int32_t prefetch = 0;    // weight tiles loaded ahead of the array; 0: every weight slot
+  int32_t prefetch = 0;    // weight tiles loaded ahead of the array; 0: DefaultPrefetch
   bool early_act_load = true;  // with two activation slots, load block b+1 while b computes
 };
 
@@ -50,6 +50,13 @@ struct LinearPlan {
 absl::StatusOr<LinearPlan> PlanLinear(const MpeConfig& config, const TiledLayout& layout,
                                       uint64_t weight_addr, uint64_t staging_addr, int64_t m,
                                       const PlanOptions& options = {});
+
+// Half the weight slots: a LOAD_W is placed `prefetch` tiles ahead of the STREAM that needs it,
+// so when the in-order dispatcher reaches it, the slot it refills (that of the tile `w_slots -
+// prefetch` earlier, whose rows the array latches over `rows` cycles) is already free and the
+// load queue never holds up the STREAMs behind it. Half is enough for decode on the default
+// card (docs/mpe.md, "Schedule").
+int32_t DefaultPrefetch(const MpeConfig& config);
 
 // log2 of the W4 metadata rows one group covers inside a tile (LOAD_W's group_shift).
 uint8_t GroupShift(const TiledLayout& layout);

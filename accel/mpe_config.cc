@@ -100,10 +100,6 @@ int64_t MpeConfig::a_slot_bytes() const {
   return raw / unit * unit;
 }
 
-int64_t MpeConfig::acc_rows() const {
-  return acc_buffer_bytes / acc_slots() / (int64_t{cols} * 4);
-}
-
 absl::Status MpeConfig::Validate() const {
   QSL_RETURN_IF_ERROR(Require(PowerOfTwo(rows) && rows >= 4 && rows <= 256, "rows",
                               absl::StrCat(rows, " must be a power of two in [4, 256]")));
@@ -142,10 +138,11 @@ absl::Status MpeConfig::Validate() const {
                               absl::StrCat(act_buffer_bytes, ": each of ", a_slots(),
                                            " slots must hold at least one ", rows,
                                            "-byte row and at most 65535 beats")));
-  QSL_RETURN_IF_ERROR(Require(acc_rows() >= 1 && acc_rows() <= 65535, "acc_buffer_bytes",
-                              absl::StrCat(acc_buffer_bytes, ": each of ", acc_slots(),
-                                           " slots must hold 1 to 65535 rows of ", cols * 4,
-                                           " B")));
+  QSL_RETURN_IF_ERROR(Require(acc_tile_rows() >= 1 && acc_ring_rows() <= 65536,
+                              "acc_buffer_bytes",
+                              absl::StrCat(acc_buffer_bytes, ": the accumulator ring must hold ",
+                                           double_buffer ? 2 : 1, " to 65536 rows of ",
+                                           cols * 4, " B")));
   return absl::OkStatus();
 }
 

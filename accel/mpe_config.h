@@ -53,8 +53,11 @@ struct MpeConfig {
   int32_t a_slots() const { return double_buffer ? 2 : 1; }
   int64_t a_slot_bytes() const;  // multiple of 64 and of rows
   int64_t a_slot_rows() const { return a_slot_bytes() / rows; }
-  int32_t acc_slots() const { return double_buffer ? 2 : 1; }
-  int64_t acc_rows() const;  // accumulator rows (tokens) per slot
+  // The accumulator memory is a ring of rows (one row = cols int32 for one token); a tile of m
+  // rows takes m consecutive rows. Double buffered, a tile may take half the ring so the next
+  // fills while the last drains; single buffered, one tile at a time may take all of it.
+  int64_t acc_ring_rows() const { return acc_buffer_bytes / (int64_t{cols} * 4); }
+  int64_t acc_tile_rows() const { return double_buffer ? acc_ring_rows() / 2 : acc_ring_rows(); }
   int64_t mem_bytes_per_cycle() const { return mem_beats_per_cycle * kBeatBytes; }
   double mem_bandwidth_gbps() const { return mem_bytes_per_cycle() * clock_mhz * 1e-3; }
   int64_t macs_per_cycle() const { return int64_t{rows} * cols; }

@@ -36,7 +36,8 @@ TEST(MpeConfig, DefaultIsTheDocumentedFile) {
   EXPECT_EQ(c.w_slots(), 128);
   EXPECT_EQ(c.a_slots(), 2);
   EXPECT_EQ(c.a_slot_bytes(), 1 << 20);
-  EXPECT_EQ(c.acc_rows(), 512);
+  EXPECT_EQ(c.acc_ring_rows(), 1024);
+  EXPECT_EQ(c.acc_tile_rows(), 512);
 }
 
 TEST(MpeConfig, JsonRoundTrip) {
@@ -50,9 +51,9 @@ TEST(MpeConfig, SingleBufferedRingsHaveOneSlot) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->w_slots(), 1);
   EXPECT_EQ(c->a_slots(), 1);
-  EXPECT_EQ(c->acc_slots(), 1);
   EXPECT_EQ(c->a_slot_bytes(), 2 << 20);
-  EXPECT_EQ(c->acc_rows(), 1024);
+  EXPECT_EQ(c->acc_ring_rows(), 1024);
+  EXPECT_EQ(c->acc_tile_rows(), 1024);
 }
 
 TEST(MpeConfig, SmallTileSlotIsOneBeat) {

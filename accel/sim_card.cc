@@ -36,8 +36,7 @@ SimCard::SimCard(MpeConfig config, int index)
     : config_(std::move(config)),
       index_(index),
       memory_(config_.mem_bytes),
-      acc_slots_(config_.acc_slots(),
-                 std::vector<int32_t>(config_.acc_rows() * config_.cols, 0)) {}
+      acc_ring_(config_.acc_ring_rows() * config_.cols, 0) {}
 
 std::string SimCard::Describe() const {
   return absl::StrCat("sim:", index_, " (", config_.name, ", ", config_.rows, "x", config_.cols,
@@ -79,8 +78,12 @@ absl::Status SimCard::Run(std::span<const Command> commands) {
   std::vector<LoadedTile> tiles;
   std::vector<const uint8_t*> blocks;
   size_t next_tile = 0, head_block = 0;
-  int64_t opened = 0, drained = 0;
-  std::vector<int32_t> product(c.acc_rows() * c.cols);
+  // Accumulator ring: the open tile starts at row `tile_base`, the next drain at `drain_base`.
+  const int64_t ring = c.acc_ring_rows();
+  int64_t next_base = 0, tile_base = 0, drain_base = 0;
+  std::vector<int64_t> tile_rows;  // of every tile not yet drained, oldest first
+  size_t drained = 0;
+  std::vector<int32_t> product(c.acc_tile_rows() * c.cols);
   for (const Command& cmd : commands) {
     const uint64_t bytes = uint64_t{cmd.count} * kBeatBytes;
     switch (cmd.op) {
@@ -98,21 +101,30 @@ absl::Status SimCard::Run(std::span<const Command> commands) {
         const auto* a = reinterpret_cast<const int8_t*>(blocks[head_block]) +
                         int64_t{cmd.act_row} * c.rows;
         MatmulInt8(TileView(c, tiles[next_tile++]), a, cmd.count, product.data(), c.cols);
-        if (cmd.acc_first) ++opened;
-        std::vector<int32_t>& slot = acc_slots_[(opened - 1) % c.acc_slots()];
-        const int64_t n = int64_t{cmd.count} * c.cols;
-        for (int64_t i = 0; i < n; ++i) {
-          // Wrapping int32 addition, as the accumulators of the array do.
-          const uint32_t base = cmd.acc_first ? 0u : static_cast<uint32_t>(slot[i]);
-          slot[i] = static_cast<int32_t>(base + static_cast<uint32_t>(product[i]));
+        if (cmd.acc_first) {
+          tile_base = next_base;
+          next_base = (next_base + cmd.count) % ring;
+          tile_rows.push_back(cmd.count);
+        }
+        for (int64_t t = 0; t < cmd.count; ++t) {
+          int32_t* row = &acc_ring_[((tile_base + t) % ring) * c.cols];
+          for (int64_t n = 0; n < c.cols; ++n) {
+            // Wrapping int32 addition, as the accumulators of the array do.
+            const uint32_t base = cmd.acc_first ? 0u : static_cast<uint32_t>(row[n]);
+            row[n] = static_cast<int32_t>(base + static_cast<uint32_t>(product[t * c.cols + n]));
+          }
         }
         if (cmd.pop_act) ++head_block;
         break;
       }
       case Opcode::kDrain: {
-        const uint64_t out_bytes = uint64_t{cmd.count} * c.cols * 4;
-        QSL_ASSIGN_OR_RETURN(uint8_t * dst, memory_.writable(cmd.addr, out_bytes));
-        std::memcpy(dst, acc_slots_[drained++ % c.acc_slots()].data(), out_bytes);
+        const uint64_t row_bytes = static_cast<uint64_t>(c.cols) * 4;
+        QSL_ASSIGN_OR_RETURN(uint8_t * dst, memory_.writable(cmd.addr, cmd.count * row_bytes));
+        for (int64_t t = 0; t < cmd.count; ++t) {
+          std::memcpy(dst + t * row_bytes, &acc_ring_[((drain_base + t) % ring) * c.cols],
+                      row_bytes);
+        }
+        drain_base = (drain_base + tile_rows[drained++]) % ring;
         break;
       }
     }

@@ -44,7 +44,7 @@ class SimCard : public CardTransport {
   int64_t fail_after_ = -1;
   bool failed_ = false;
   CycleAccount account_, last_;
-  std::vector<std::vector<int32_t>> acc_slots_;
+  std::vector<int32_t> acc_ring_;  // acc_ring_rows x cols
 };
 
 }  // namespace qsl
