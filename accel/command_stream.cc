@@ -35,6 +35,14 @@ bool HasAddress(Opcode op) { return op != Opcode::kStream; }
 
 }  // namespace
 
+const char* MpeStatusName(uint32_t status) {
+  switch (status) {
+    case kMpeOk: return "ok";
+    case kMpeBadOpcode: return "unknown opcode";
+  }
+  return "unknown status";
+}
+
 const char* OpcodeName(Opcode op) {
   switch (op) {
     case Opcode::kLoadWeights: return "LOAD_W";

@@ -26,6 +26,28 @@ const char* OpcodeName(Opcode op);
 
 inline constexpr int kCommandBytes = 16;
 
+// The AXI-Lite control registers of the MPE (rtl/mpe_defs.svh has the same offsets). The layout
+// follows Vitis' ap_ctrl_hs convention so XRT can start the kernel: arguments from 0x10.
+namespace mpe_regs {
+inline constexpr uint32_t kCtrl = 0x00;         // W bit0: start; R bit0 running, bit1 done, bit2 idle
+inline constexpr uint32_t kNumCommands = 0x10;  // commands the next run accepts
+inline constexpr uint32_t kStatus = 0x14;       // MpeStatus of the last run
+inline constexpr uint32_t kCyclesLo = 0x18;     // cycles of the last run, start to done
+inline constexpr uint32_t kCyclesHi = 0x1c;
+inline constexpr uint32_t kCommandsDone = 0x20;
+// Read-only identity, so a host can check that the bitstream matches its MpeConfig.
+inline constexpr uint32_t kMagic = 0x30;  // 0x3145504d, "MPE1"
+inline constexpr uint32_t kRows = 0x34, kCols = 0x38, kWeightSlots = 0x3c, kActSlotBytes = 0x40,
+                          kAccRingRows = 0x44, kMemBeats = 0x48, kQueueDepth = 0x4c,
+                          kOperandBits = 0x50,  // act | weight << 8 | acc << 16
+                          kDoubleBuffer = 0x54;
+inline constexpr uint32_t kMagicValue = 0x3145504d;
+}  // namespace mpe_regs
+
+// Status codes the card reports in mpe_regs::kStatus.
+enum MpeStatus : uint32_t { kMpeOk = 0, kMpeBadOpcode = 1 };
+const char* MpeStatusName(uint32_t status);
+
 // One decoded command. Fields a given opcode does not use are zero (the encoding rejects
 // anything else so that a corrupt stream is caught, not executed).
 //
