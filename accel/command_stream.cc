@@ -38,7 +38,7 @@ bool HasAddress(Opcode op) { return op != Opcode::kStream; }
 const char* MpeStatusName(uint32_t status) {
   switch (status) {
     case kMpeOk: return "ok";
-    case kMpeBadOpcode: return "unknown opcode";
+    case kMpeBadCommand: return "bad command (unknown opcode or reserved bits set)";
   }
   return "unknown status";
 }

@@ -45,7 +45,7 @@ inline constexpr uint32_t kMagicValue = 0x3145504d;
 }  // namespace mpe_regs
 
 // Status codes the card reports in mpe_regs::kStatus.
-enum MpeStatus : uint32_t { kMpeOk = 0, kMpeBadOpcode = 1 };
+enum MpeStatus : uint32_t { kMpeOk = 0, kMpeBadCommand = 1 };
 const char* MpeStatusName(uint32_t status);
 
 // One decoded command. Fields a given opcode does not use are zero (the encoding rejects

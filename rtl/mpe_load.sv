@@ -31,7 +31,8 @@ module mpe_load #(
     output logic [MEM_BEATS*SLOT_W-1:0]   lane_slot,  // lane l: [l*SLOT_W +: SLOT_W]
     output logic [MEM_BEATS*16-1:0]       lane_off,   // beat offset in the slot
     // ring state
-    input  logic                          w_free,  // the oldest weight slot is free again
+    input  logic                          w_take,  // a STREAM took the oldest loaded tile
+    input  logic                          w_free,  // a slot is free again (its rows latched)
     input  logic                          a_free,  // the oldest activation slot is free again
     // per slot (2**SLOT_W weight entries, two activation entries; unused ones stay 0)
     output logic [2**SLOT_W-1:0]          w_ready,
@@ -60,7 +61,7 @@ module mpe_load #(
   logic [SLOT_W-1:0] desc_slot[2**IW];
   logic [15:0] desc_beats[2**IW];
   logic [15:0] rd_off, next_off;
-  logic [SLOT_W-1:0] w_tail, w_old;
+  logic [SLOT_W-1:0] w_tail, w_taken;
   logic a_tail, a_old;
   logic [WCW-1:0] w_count;
   logic [ACW-1:0] a_count;
@@ -133,8 +134,8 @@ module mpe_load #(
       dcount <= '0;
       rd_off <= '0;
       w_tail <= '0;
+      w_taken <= '0;
       a_tail <= 1'b0;
-      w_old <= '0;
       a_old <= 1'b0;
       w_count <= '0;
       a_count <= '0;
@@ -153,9 +154,11 @@ module mpe_load #(
         if (lane_last[l] && lane_w[l]) w_ready[lane_slot[l*SLOT_W+:SLOT_W]] <= 1'b1;
         if (lane_last[l] && lane_a[l]) a_ready[lane_slot[l*SLOT_W]] <= 1'b1;
       end
-      if (w_free) begin
-        w_ready[w_old] <= 1'b0;
-        w_old <= w_old == W_LAST ? '0 : w_old + SONE;
+      // A tile is no longer ready once a STREAM takes it (its slot keeps feeding the array's
+      // rows until w_free, and is refilled only after that).
+      if (w_take) begin
+        w_ready[w_taken] <= 1'b0;
+        w_taken <= w_taken == W_LAST ? '0 : w_taken + SONE;
       end
       if (a_free) begin
         a_ready[a_old] <= 1'b0;

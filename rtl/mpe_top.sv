@@ -130,7 +130,7 @@ module mpe_top #(
   logic [P-1:0] lane_w, lane_a;
   logic [P*SLOT_W-1:0] lane_slot;
   logic [P*16-1:0] lane_off;
-  logic w_free, a_free, load_busy;
+  logic w_free, a_free, load_busy, latch_start;
   logic [NS-1:0] w_ready, w_is_w4;
   logic [1:0] a_ready;
   logic [NS*4-1:0] w_gshift;
@@ -139,7 +139,8 @@ module mpe_top #(
       .clk, .rst_n, .q_valid(lq_count != 0), .q_is_w(lq_head[85]), .q_is_w4(lq_head[84]),
       .q_gshift(lq_head[83:80]), .q_beats(lq_head[79:64]), .q_addr(lq_head[63:0]), .q_pop(lq_pop),
       .m_rd_req_valid(m_rd_req_tvalid), .m_rd_req_ready(m_rd_req_tready), .m_rd_req_addr,
-      .m_rd_req_beats, .rd_valid(s_rd_tvalid), .lane_w, .lane_a, .lane_slot, .lane_off, .w_free,
+      .m_rd_req_beats, .rd_valid(s_rd_tvalid), .lane_w, .lane_a, .lane_slot, .lane_off,
+      .w_take(latch_start), .w_free,
       .a_free, .w_ready, .a_ready, .w_is_w4, .w_gshift, .busy(load_busy));
 
   logic [ROWS*SLOT_W-1:0] lat_slot;
@@ -164,7 +165,7 @@ module mpe_top #(
       .rd_row(act_row), .rd_data(act_data));
 
   // ---- execute unit, array, accumulators ------------------------------------------------------
-  logic row_valid, acc_first, tile_last, latch_start, exec_busy, array_busy;
+  logic row_valid, acc_first, tile_last, exec_busy, array_busy;
   logic [ROW_W-1:0] acc_row;
   logic [SLOT_W-1:0] latch_slot;
   logic acc_free_valid;
