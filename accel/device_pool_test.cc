@@ -3,12 +3,8 @@
 // sim:4 give identical tokens for W8 and W4, and so does sim:4 with a card killed mid-generation.
 #include "accel/device_pool.h"
 
-#include <algorithm>
-#include <cmath>
-#include <random>
-
 #include "absl/strings/str_cat.h"
-#include "accel/testing/random_linear.h"
+#include "accel/testing/tiny_decoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -31,82 +27,9 @@ MpeConfig SmallCard() {
   return c;
 }
 
-// A decoder small enough to run every linear through the pool many times: the state carries
-// across steps so every token depends on the whole history.
-class TinyDecoder {
- public:
-  static constexpr int64_t kVocab = 61, kHidden = 40, kMlp = 72;
-  static constexpr int32_t kLayers = 4;
-
-  TinyDecoder(WeightScheme scheme, TileShape tile, uint32_t seed) {
-    std::mt19937 rng(seed);
-    embed_ = testing::RandomFloats(rng, kVocab, kHidden);
-    for (int32_t l = 0; l < kLayers; ++l) {
-      Add(rng, scheme, kMlp, kHidden, tile, l);  // gate
-      Add(rng, scheme, kMlp, kHidden, tile, l);  // up
-      Add(rng, scheme, kHidden, kMlp, tile, l);  // down
-    }
-    Add(rng, scheme, kVocab, kHidden, tile, kLayers - 1);  // lm_head, on the last stage
-  }
-
-  std::vector<LinearDesc> Linears() const {
-    std::vector<LinearDesc> out;
-    for (size_t i = 0; i < weights_.size(); ++i) out.push_back({View(weights_[i]), layer_[i]});
-    return out;
-  }
-
-  // Greedy generation for `prompts.size()` sequences decoded together (m = batch per linear).
-  absl::StatusOr<std::vector<std::vector<int>>> Generate(DevicePool& pool,
-                                                         std::vector<std::vector<int>> seqs,
-                                                         int steps) const {
-    const int64_t m = static_cast<int64_t>(seqs.size());
-    std::vector<float> state(m * kHidden, 0.0f);
-    size_t t = 0;
-    while (true) {
-      for (int64_t s = 0; s < m; ++s) {
-        const int token = seqs[s][std::min(t, seqs[s].size() - 1)];
-        for (int64_t i = 0; i < kHidden; ++i) {
-          state[s * kHidden + i] = 0.5f * state[s * kHidden + i] + embed_[token * kHidden + i];
-        }
-      }
-      std::vector<float> h = state;
-      for (int32_t l = 0; l < kLayers; ++l) {
-        std::vector<float> gate(m * kMlp), up(m * kMlp), down(m * kHidden);
-        auto st = pool.Linear(3 * l, h.data(), m, gate.data());
-        if (st.ok()) st = pool.Linear(3 * l + 1, h.data(), m, up.data());
-        for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
-        if (st.ok()) st = pool.Linear(3 * l + 2, gate.data(), m, down.data());
-        if (!st.ok()) return st;
-        for (size_t i = 0; i < h.size(); ++i) h[i] += down[i];
-      }
-      ++t;
-      const bool prompt_done = std::all_of(seqs.begin(), seqs.end(),
-                                           [&](const auto& s) { return t >= s.size(); });
-      if (!prompt_done) continue;
-      std::vector<float> logits(m * kVocab);
-      if (auto st = pool.Linear(3 * kLayers, h.data(), m, logits.data()); !st.ok()) return st;
-      for (int64_t s = 0; s < m; ++s) {
-        const float* row = &logits[s * kVocab];
-        seqs[s].push_back(static_cast<int>(std::max_element(row, row + kVocab) - row));
-      }
-      if (static_cast<int>(seqs[0].size()) >= steps) return seqs;
-    }
-  }
-
- private:
-  void Add(std::mt19937& rng, WeightScheme scheme, int64_t n, int64_t k, TileShape tile,
-           int32_t layer) {
-    weights_.push_back(testing::RandomLinear(rng, scheme, n, k, tile, 16));
-    layer_.push_back(layer);
-  }
-
-  std::vector<float> embed_;
-  std::vector<PackedLinear> weights_;
-  std::vector<int32_t> layer_;
-};
-
-const std::vector<std::vector<int>> kPrompts = {{1, 5, 9}, {7, 7, 2, 40}, {60}};
-constexpr int kSteps = 20;
+using testing::kPrompts;
+using testing::kSteps;
+using testing::TinyDecoder;
 
 std::unique_ptr<DevicePool> Pool(const std::string& spec, const TinyDecoder& model,
                                  std::vector<int32_t> split = {}) {

@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "accel/driver.h"
 #include "accel/linear.h"
+#include "accel/device_pool.h"
 #include "accel/testing/random_linear.h"
+#include "accel/testing/tiny_decoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rtl/verilated_card.h"
@@ -73,9 +75,9 @@ Case RandomCase(const MpeConfig& config, std::mt19937& rng) {
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   Case c;
   c.scheme = pick(0, 1) ? WeightScheme::kW4 : WeightScheme::kW8;
-  c.n = pick(1, 3 * config.cols + 3);
-  c.k = pick(1, 5 * config.rows + 3);
-  c.m = pick(0, 3) == 0 ? 1 : pick(1, 40);
+  c.n = pick(1, 4 * config.cols + 5);
+  c.k = pick(1, 8 * config.rows + 5);
+  c.m = pick(0, 3) == 0 ? 1 : pick(1, 70);
   const int32_t groups[] = {4, config.rows / 2 < 4 ? 4 : config.rows / 2, config.rows, 128};
   c.group = groups[pick(0, 3)];
   c.plan.block_rows = pick(0, 2) == 0 ? 0 : pick(1, 12);
@@ -97,10 +99,57 @@ TEST_P(Cosim, RandomStreamsAreBitAndCycleExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Configs, Cosim,
-                         ::testing::Values(std::make_pair("mpe4x4", 100),
-                                           std::make_pair("mpe8x8", 60),
-                                           std::make_pair("mpe16x16", 60)),
+                         ::testing::Values(std::make_pair("mpe4x4", 150),
+                                           std::make_pair("mpe8x8", 100),
+                                           std::make_pair("mpe16x16", 100)),
                          [](const auto& info) { return std::string(info.param.first); });
+
+// A pool of Verilated cards (pipelined over two) generates the same tokens as the CPU kernels.
+TEST(RtlPool, GenerationMatchesCpu) {
+  DevicePoolOptions o;
+  o.config = Config("mpe16x16");
+  for (WeightScheme scheme : {WeightScheme::kW8, WeightScheme::kW4}) {
+    const qsl::testing::TinyDecoder model(scheme, o.config.tile(), 41);
+    std::vector<std::vector<int>> want;
+    for (const char* spec : {"cpu", "rtl:2"}) {
+      o.spec = spec;
+      auto pool = DevicePool::Create(o);
+      ASSERT_TRUE(pool.ok()) << pool.status();
+      const std::vector<LinearDesc> linears = model.Linears();
+      ASSERT_TRUE((*pool)->LoadModel(linears).ok());
+      auto got = model.Generate(**pool, qsl::testing::kPrompts, qsl::testing::kSteps);
+      ASSERT_TRUE(got.ok()) << got.status();
+      if (want.empty()) {
+        want = *got;
+      } else {
+        EXPECT_EQ(*got, want) << WeightSchemeName(scheme);
+        for (const CardStatus& c : (*pool)->Cards()) EXPECT_GT(c.counters.cycles, 0) << c.name;
+      }
+    }
+  }
+}
+
+TEST(RtlCard, BadCommandStopsWithStatus) {
+  auto card = VerilatedCard::Open(Config("mpe4x4"), 0);
+  ASSERT_TRUE(card.ok()) << card.status();
+  Command bad = Command::Drain(0, 1);
+  bad.op = static_cast<Opcode>(9);
+  const Command stream[] = {bad};
+  auto run = (*card)->ExecuteUnchecked(stream);
+  ASSERT_FALSE(run.ok());
+  EXPECT_THAT(std::string(run.status().message()), ::testing::HasSubstr("bad command"));
+}
+
+TEST(RtlCard, IdentityMustMatchTheConfig) {
+  MpeConfig c = Config("mpe16x16");
+  c.queue_depth = 3;
+  auto card = VerilatedCard::Open(c, 0);
+  ASSERT_FALSE(card.ok());
+  EXPECT_THAT(std::string(card.status().message()), ::testing::HasSubstr("queue depth 4"));
+  c.name = "u280";
+  EXPECT_THAT(std::string(VerilatedCard::Open(c, 0).status().message()),
+              ::testing::HasSubstr("no Verilated MPE build for config 'u280'"));
+}
 
 }  // namespace
 }  // namespace qsl::rtl

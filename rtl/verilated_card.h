@@ -46,6 +46,9 @@ class VerilatedCard : public CardTransport {
   // Validates the stream with the cycle model first (the RTL trusts its host), then runs it.
   absl::StatusOr<RunStats> Execute(std::span<const Command> commands) override;
 
+  // Runs commands the cycle model would reject (tests of the RTL's own command checks).
+  absl::StatusOr<RunStats> ExecuteUnchecked(std::span<const Command> commands);
+
   // The cycle model's account of the last batch, for comparison with RunStats::cycles.
   const CycleAccount& last_model_account() const { return last_account_; }
   uint32_t ReadRegister(uint32_t offset) { return model_->ReadRegister(offset); }
