@@ -18,8 +18,13 @@
 namespace qsl {
 namespace {
 
-std::map<std::string, CardFactory>& Factories() {
-  static auto* factories = new std::map<std::string, CardFactory>();
+struct Registered {
+  std::string description;
+  CardFactory factory;
+};
+
+std::map<std::string, Registered>& Factories() {
+  static auto* factories = new std::map<std::string, Registered>();
   return *factories;
 }
 
@@ -82,8 +87,15 @@ struct DevicePool::Card {
   bool Owns(int32_t layer) const { return up && layer >= first_layer && layer <= last_layer; }
 };
 
-void RegisterCardKind(const std::string& kind, CardFactory factory) {
-  Factories()[kind] = std::move(factory);
+void RegisterCardKind(const std::string& kind, const std::string& description,
+                      CardFactory factory) {
+  Factories()[kind] = {description, std::move(factory)};
+}
+
+std::vector<CardKind> RegisteredCardKinds() {
+  std::vector<CardKind> out;
+  for (const auto& [kind, r] : Factories()) out.push_back({kind, r.description});
+  return out;
 }
 
 double Utilization(const CardCounters& now, const CardCounters& before, int64_t macs_per_cycle) {
@@ -121,7 +133,7 @@ absl::StatusOr<std::unique_ptr<DevicePool>> DevicePool::Create(const DevicePoolO
     } else if (spec.kind == "xrt") {
       QSL_ASSIGN_OR_RETURN(transport, OpenXrtCard(options.config, index, options.xclbin));
     } else if (spec.kind != "cpu") {
-      QSL_ASSIGN_OR_RETURN(transport, Factories()[spec.kind](options.config, index));
+      QSL_ASSIGN_OR_RETURN(transport, Factories()[spec.kind].factory(options.config, index));
     }
     card->driver = std::make_unique<MpeDriver>(std::move(transport), options.plan);
     pool->cards_.push_back(std::move(card));

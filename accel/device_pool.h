@@ -54,10 +54,16 @@ struct CardStatus {
 // once per scrape for qsl_card_utilization_ratio); 0 when the card ran nothing in between.
 double Utilization(const CardCounters& now, const CardCounters& before, int64_t macs_per_cycle);
 
-// Card kinds other than sim and xrt register a factory (rtl/ registers "rtl").
+// Card kinds other than sim and xrt register a factory (rtl/ registers "rtl") with a line that
+// `qsl devices` shows.
 using CardFactory = std::function<absl::StatusOr<std::unique_ptr<CardTransport>>(
     const MpeConfig& config, int index)>;
-void RegisterCardKind(const std::string& kind, CardFactory factory);
+void RegisterCardKind(const std::string& kind, const std::string& description,
+                      CardFactory factory);
+struct CardKind {
+  std::string kind, description;
+};
+std::vector<CardKind> RegisteredCardKinds();
 
 class DevicePool {
  public:

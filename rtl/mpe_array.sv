@@ -82,12 +82,14 @@ module mpe_array #(
       end else begin : g_below
         assign above = psum[r-1][c];
       end
+      localparam int PB = ACT_BITS + WEIGHT_BITS;  // a product's bits (one DSP multiplier)
       logic signed [WEIGHT_BITS-1:0] w_q;
       logic signed [ACC_BITS-1:0] sum_q;
+      logic signed [PB-1:0] product;
+      assign product = act[r] * w_q;
       always_ff @(posedge clk) begin
         if (lat_valid[r]) w_q <= w_rows[(r*COLS+c)*WEIGHT_BITS+:WEIGHT_BITS];
-        sum_q <= above + {{(ACC_BITS - ACT_BITS) {act[r][ACT_BITS-1]}}, act[r]} *
-                         {{(ACC_BITS - WEIGHT_BITS) {w_q[WEIGHT_BITS-1]}}, w_q};
+        sum_q <= above + {{(ACC_BITS - PB) {product[PB-1]}}, product};
       end
       assign psum[r][c] = sum_q;
     end

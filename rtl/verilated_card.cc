@@ -300,12 +300,15 @@ absl::StatusOr<RunStats> VerilatedCard::ExecuteUnchecked(std::span<const Command
 }
 
 void RegisterRtlCards() {
-  RegisterCardKind("rtl", [](const MpeConfig& config, int index)
-                              -> absl::StatusOr<std::unique_ptr<CardTransport>> {
-    auto card = VerilatedCard::Open(config, index);
-    if (!card.ok()) return card.status();
-    return std::unique_ptr<CardTransport>(std::move(*card));
-  });
+  RegisterCardKind(
+      "rtl",
+      absl::StrCat("the RTL under Verilator, builds ", absl::StrJoin(RtlModelNames(), ", "),
+                   " (rtl:N with --mpe-config rtl/configs/<build>.json)"),
+      [](const MpeConfig& config, int index) -> absl::StatusOr<std::unique_ptr<CardTransport>> {
+        auto card = VerilatedCard::Open(config, index);
+        if (!card.ok()) return card.status();
+        return std::unique_ptr<CardTransport>(std::move(*card));
+      });
 }
 
 namespace {
