@@ -12,7 +12,9 @@ PACKAGES=(
   libcli11-dev libopenblas-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libxrt-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev curl prometheus yamllint nodejs npm
+  libgtest-dev libgmock-dev libbenchmark-dev curl prometheus yamllint
+  # deploy tests: Go and Debian's sprig build the offline Helm renderer (Helm is not in Debian 12)
+  golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
   # rtl
   verilator yosys iverilog
   # plots
@@ -23,8 +25,11 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# kubectl (for `kubectl kustomize` in the deploy tests): Debian's kubernetes-client when absent.
-command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# Tools that may come from elsewhere (e.g. Node.js from NodeSource, kubectl from the Cloud SDK):
+# install Debian's package only when the command is absent.
+for pair in node:nodejs npm:npm kubectl:kubernetes-client; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
 
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
@@ -35,10 +40,13 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm test clients (openai SDK, grpc-js), pinned by tests/clients/package-lock.json.
-if [ -f tests/clients/package-lock.json ]; then
-  if [ ! -d tests/clients/node_modules ] ||
-     [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
-    (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+# npm test tools, each pinned by its package-lock.json: tests/clients (openai SDK, grpc-js) and
+# tests/deploy (Kubernetes schemas, PromQL parser, Dockerfile linter).
+for dir in tests/clients tests/deploy; do
+  if [ -f "$dir/package-lock.json" ]; then
+    if [ ! -d "$dir/node_modules" ] ||
+       [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
   fi
-fi
+done

@@ -1,0 +1,168 @@
+#include "engine/forward.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/status.h"
+
+namespace qsl {
+
+int64_t ForwardBatch::logit_rows() const {
+  int64_t n = 0;
+  for (const SeqChunk& c : chunks) n += c.all_logits ? c.count : 1;
+  return n;
+}
+
+void RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* o = out + r * dim;
+    float ss = 0.0f;
+    for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
+    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+    for (int64_t i = 0; i < dim; ++i) o[i] = w[i] * (xr[i] * inv);
+  }
+}
+
+Transformer::Transformer(const Model& model, LinearBackend& backend)
+    : model_(model), backend_(backend),
+      inv_freq_(model.config().rope.InverseFrequencies(model.config().head_dim)) {}
+
+absl::Status Transformer::RunLinear(int32_t layer, LinearSlot slot, const Linear& lin,
+                                    const float* x, int64_t m, float* y) {
+  if (observer_) observer_(layer, slot, x, m, lin.k);
+  return backend_.Run(lin, x, m, y);
+}
+
+void Transformer::PrepareRope(const ForwardBatch& batch) {
+  const size_t half = inv_freq_.size();
+  rope_cos_.resize(batch.tokens.size() * half);
+  rope_sin_.resize(batch.tokens.size() * half);
+  size_t t = 0;
+  for (const SeqChunk& c : batch.chunks) {
+    for (int32_t i = 0; i < c.count; ++i, ++t) {
+      const float p = static_cast<float>(c.pos + i);
+      for (size_t j = 0; j < half; ++j) {
+        const float angle = p * inv_freq_[j];  // fp32 product, as transformers computes it
+        rope_cos_[t * half + j] = static_cast<float>(std::cos(static_cast<double>(angle)));
+        rope_sin_[t * half + j] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      }
+    }
+  }
+}
+
+// Rotary embedding in transformers' rotate-half layout: pairs (j, j + d/2) of each head.
+void Transformer::ApplyRope(int64_t tokens, float* x, int32_t heads) const {
+  const int64_t half = static_cast<int64_t>(inv_freq_.size()), hd = 2 * half;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* cs = rope_cos_.data() + t * half;
+    const float* sn = rope_sin_.data() + t * half;
+    float* row = x + t * heads * hd;
+    for (int32_t h = 0; h < heads; ++h) {
+      float* v = row + h * hd;
+      for (int64_t j = 0; j < half; ++j) {
+        const float a = v[j], b = v[j + half];
+        v[j] = a * cs[j] + (-b) * sn[j];
+        v[j + half] = b * cs[j] + a * sn[j];
+      }
+    }
+  }
+}
+
+void Transformer::Embed(const std::vector<int32_t>& tokens, float* hidden) const {
+  const int64_t h = model_.config().hidden_size;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    std::memcpy(hidden + t * h, model_.embed().data() + static_cast<int64_t>(tokens[t]) * h,
+                static_cast<size_t>(h) * sizeof(float));
+  }
+}
+
+absl::Status Transformer::Block(int32_t layer, const LayerWeights& w, const ForwardBatch& batch,
+                                float* hidden, KvCache& cache) {
+  PrepareRope(batch);
+  return BlockImpl(layer, w, batch, hidden, cache);
+}
+
+absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
+                                    const ForwardBatch& batch, float* hidden, KvCache& cache) {
+  const ModelConfig& c = model_.config();
+  const int64_t T = static_cast<int64_t>(batch.tokens.size());
+  const int64_t H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
+  normed_.resize(T * H);
+  q_.resize(T * Q);
+  k_.resize(T * KV);
+  v_.resize(T * KV);
+  attn_.resize(T * Q);
+  proj_.resize(T * H);
+  gate_.resize(T * I);
+  up_.resize(T * I);
+
+  // Attention.
+  RmsNorm(hidden, w.attn_norm.data(), T, H, c.rms_norm_eps, normed_.data());
+  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kQ, w.q, normed_.data(), T, q_.data()));
+  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kK, w.k, normed_.data(), T, k_.data()));
+  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kV, w.v, normed_.data(), T, v_.data()));
+  ApplyRope(T, q_.data(), static_cast<int32_t>(c.num_heads));
+  ApplyRope(T, k_.data(), static_cast<int32_t>(c.num_kv_heads));
+  int64_t t0 = 0;
+  for (const SeqChunk& ch : batch.chunks) {
+    cache.Store(layer, ch.seq, ch.pos, ch.count, k_.data() + t0 * KV, v_.data() + t0 * KV);
+    t0 += ch.count;
+  }
+  t0 = 0;
+  for (const SeqChunk& ch : batch.chunks) {
+    cache.Attend(layer, ch.seq, ch.pos, ch.count, q_.data() + t0 * Q, attn_.data() + t0 * Q);
+    t0 += ch.count;
+  }
+  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kO, w.o, attn_.data(), T, proj_.data()));
+  for (int64_t i = 0; i < T * H; ++i) hidden[i] += proj_[i];
+
+  // SwiGLU MLP.
+  RmsNorm(hidden, w.mlp_norm.data(), T, H, c.rms_norm_eps, normed_.data());
+  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kGate, w.gate, normed_.data(), T, gate_.data()));
+  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kUp, w.up, normed_.data(), T, up_.data()));
+  for (int64_t i = 0; i < T * I; ++i) {
+    const float g = gate_[i];
+    gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+  }
+  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kDown, w.down, gate_.data(), T, proj_.data()));
+  for (int64_t i = 0; i < T * H; ++i) hidden[i] += proj_[i];
+  return absl::OkStatus();
+}
+
+absl::Status Transformer::Head(const ForwardBatch& batch, const float* hidden,
+                               std::vector<float>& logits) {
+  const ModelConfig& c = model_.config();
+  const int64_t H = c.hidden_size;
+  const int64_t rows = batch.logit_rows();
+  rows_.resize(rows * H);
+  // Gather the rows that need logits, then normalize only those.
+  int64_t t0 = 0, r = 0;
+  for (const SeqChunk& ch : batch.chunks) {
+    const int64_t first = ch.all_logits ? 0 : ch.count - 1;
+    for (int64_t i = first; i < ch.count; ++i, ++r) {
+      std::memcpy(rows_.data() + r * H, hidden + (t0 + i) * H, static_cast<size_t>(H) * sizeof(float));
+    }
+    t0 += ch.count;
+  }
+  normed_.resize(rows * H);
+  RmsNorm(rows_.data(), model_.final_norm().data(), rows, H, c.rms_norm_eps, normed_.data());
+  logits.resize(static_cast<size_t>(rows * c.vocab_size));
+  return RunLinear(static_cast<int32_t>(c.num_layers), LinearSlot::kLmHead, model_.lm_head(),
+                   normed_.data(), rows, logits.data());
+}
+
+absl::Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache,
+                                  std::vector<float>& logits) {
+  const int64_t H = model_.config().hidden_size;
+  std::vector<float> hidden(batch.tokens.size() * static_cast<size_t>(H));
+  Embed(batch.tokens, hidden.data());
+  PrepareRope(batch);
+  for (size_t l = 0; l < model_.layers().size(); ++l) {
+    QSL_RETURN_IF_ERROR(
+        BlockImpl(static_cast<int32_t>(l), model_.layers()[l], batch, hidden.data(), cache));
+  }
+  return Head(batch, hidden.data(), logits);
+}
+
+}  // namespace qsl

@@ -1,0 +1,31 @@
+// Where linear layers run. The forward pass hands every linear to a LinearBackend; the host CPU
+// backend is here, the device pool (accel/) provides the card-backed one.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "engine/model.h"
+
+namespace qsl {
+
+class LinearBackend {
+ public:
+  virtual ~LinearBackend() = default;
+  // y[m, lin.n] = x[m, lin.k] W^T (+ b). x rows are contiguous (stride lin.k), y rows stride lin.n.
+  virtual absl::Status Run(const Linear& lin, const float* x, int64_t m, float* y) = 0;
+};
+
+// fp32 weights through OpenBLAS sgemm (the reference-quality path); packed weights through the
+// int8 kernels of the integer contract (accel/linear.h).
+class CpuLinearBackend final : public LinearBackend {
+ public:
+  absl::Status Run(const Linear& lin, const float* x, int64_t m, float* y) override;
+
+ private:
+  std::vector<int8_t> a8_;
+  std::vector<float> a_scale_;
+};
+
+}  // namespace qsl
