@@ -5,7 +5,7 @@
 #   rtl/synth/synth.sh [OUT_DIR]      (default build/synth; one log and stat file per run)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-out=${1:-$root/build/synth}
+out=$(realpath -m "${1:-$root/build/synth}")
 mkdir -p "$out"
 cd "$root/rtl"
 sources="mpe_pkg.sv mpe_top.sv mpe_regs.sv mpe_fifo.sv mpe_load.sv mpe_wbuf.sv mpe_abuf.sv
