@@ -159,7 +159,7 @@ class XrtCard : public CardTransport {
 XrtProbe ProbeXrtDevices() {
   XrtProbe probe;
   if (std::getenv("XILINX_XRT") == nullptr) {
-    probe.note = "XILINX_XRT is not set: the XRT runtime is not set up (source its setup.sh)";
+    probe.note = "XILINX_XRT is not set: the XRT runtime is not set up; source its setup.sh";
     return probe;
   }
   const absl::Status st = Guard("xrt", [&] {
@@ -172,7 +172,7 @@ XrtProbe ProbeXrtDevices() {
   });
   if (!st.ok()) probe.note = std::string(st.message());
   if (probe.devices.empty() && probe.note.empty()) {
-    probe.note = "XRT found no device (no card, or the xocl driver is not loaded)";
+    probe.note = "XRT enumerated 0 devices: no card, or the xocl driver is not loaded";
   }
   return probe;
 }

@@ -8,8 +8,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$(realpath -m "${1:-$root/build/synth}")
 mkdir -p "$out"
 cd "$root/rtl"
-sources="mpe_pkg.sv mpe_top.sv mpe_regs.sv mpe_fifo.sv mpe_load.sv mpe_wbuf.sv mpe_abuf.sv
-         mpe_exec.sv mpe_array.sv mpe_accum.sv mpe_store.sv"
+sources=(mpe_pkg.sv mpe_top.sv mpe_regs.sv mpe_fifo.sv mpe_load.sv mpe_wbuf.sv mpe_abuf.sv
+         mpe_exec.sv mpe_array.sv mpe_accum.sv mpe_store.sv)
 
 # chparam arguments for `top` from an MpeConfig file (all parameters, or only ROWS/COLS/bits).
 chparams() {
@@ -45,7 +45,7 @@ for config in mpe4x4 mpe8x8 mpe16x16; do
     fi
     log="$out/$config.$part.log"
     start=$(date +%s)
-    yosys -q -l "$log" -p "read_verilog -sv $sources; chparam $params $top;
+    yosys -q -l "$log" -p "read_verilog -sv ${sources[*]}; chparam $params $top;
                            synth_xilinx -family xcup -flatten -top $top;
                            tee -o $out/$config.$part.stat stat" >/dev/null
     secs=$(( $(date +%s) - start ))
