@@ -106,6 +106,8 @@ std::string PhaseTable(const MpeConfig& c, const PhaseReport& p, bool per_layer)
   int64_t count = 0;
   for (const LinearReport& r : p.linears) count += r.shape.count;
   row("**all**", "", count, p.total, p.useful_macs, p.weight_bytes);
+  absl::StrAppend(&out, "\n(a layer row is one such layer; the **all** row sums every layer of "
+                        "one forward pass)\n");
   return out;
 }
 
