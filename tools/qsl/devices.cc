@@ -27,6 +27,7 @@ struct DevicesOptions {
   int32_t group = 128;
   int64_t prompt_tokens = 512;
   std::vector<int64_t> batches = {1};
+  int32_t prefetch = 0;
   bool per_layer = false;
 };
 
@@ -94,6 +95,7 @@ absl::Status Report(const DevicesOptions& o, const MpeConfig& config) {
   r.group = o.group;
   r.prompt_tokens = o.prompt_tokens;
   r.decode_batches = o.batches;
+  r.plan.prefetch = o.prefetch;
   std::fprintf(stderr, "qsl devices: counting every linear layer of '%s' on '%s'...\n",
                shape.name.c_str(), config.name.c_str());
   QSL_ASSIGN_OR_RETURN(SimReport report, BuildSimReport(config, shape, r));
@@ -139,6 +141,10 @@ void AddDevicesCommand(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::Range(1, 65535));
+  cmd->add_option("--prefetch", o->prefetch,
+                  "Weight tiles the driver loads ahead (0: half the weight slots)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
   cmd->add_flag("--per-layer", o->per_layer, "One row per linear layer shape in the report");
   cmd->callback([o] { ExitOnError("devices", Run(*o)); });
 }
