@@ -33,8 +33,9 @@ struct DevicePoolOptions {
   PlanOptions plan;
 };
 
-// One linear layer to place: its packed weight (which must outlive the pool) and the index of
-// the transformer layer it belongs to (the lm_head passes the last layer's index).
+// One linear layer to place: its packed weight (which must outlive the pool) and the pipeline
+// stage it belongs to: its transformer layer (Model::linears() gives the lm_head num_layers,
+// which makes it the last stage).
 struct LinearDesc {
   LinearWeightsView weights;
   int32_t layer = 0;
