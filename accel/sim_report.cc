@@ -85,15 +85,18 @@ std::string Percent(double x) { return absl::StrFormat("%.1f%%", 100 * x); }
 
 std::string PhaseTable(const MpeConfig& c, const PhaseReport& p, bool per_layer) {
   std::string out = absl::StrCat(
-      "| linear | n x k | count | cycles (each) | MAC util | weights MB (each) | stalls w/a/acc/q |"
+      "| linear | n x k | count | cycles | MAC util | weights MB | act / out KB | stalls w/a/acc/q |"
       " head | tail | weight-load / overlap cycles |\n",
-      "|---|---|---:|---:|---:|---:|---|---:|---:|---|\n");
+      "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|\n");
   auto row = [&](const std::string& name, const std::string& shape, int64_t count,
                  const CycleAccount& a, int64_t macs, int64_t wbytes) {
     const double util = static_cast<double>(macs) /
                         (static_cast<double>(c.macs_per_cycle()) * static_cast<double>(a.cycles));
     absl::StrAppend(&out, "| ", name, " | ", shape, " | ", count, " | ", a.cycles, " | ",
-                    Percent(util), " | ", Mb(wbytes), " | ", a.stall_weights, "/", a.stall_acts,
+                    Percent(util), " | ", Mb(wbytes), " | ",
+                    absl::StrFormat("%.1f / %.1f", a.act_beats * kBeatBytes / 1e3,
+                                    a.write_bytes / 1e3),
+                    " | ", a.stall_weights, "/", a.stall_acts,
                     "/", a.stall_acc, "/", a.stall_dispatch, " | ", a.head_cycles, " | ",
                     a.tail_cycles, " | ", a.weight_load_cycles, " / ", a.overlap_cycles, " |\n");
   };

@@ -3,7 +3,8 @@
 //    card) and, when built, on the RTL under Verilator gives the CPU kernel's accumulators bit for
 //    bit, and the RTL's cycle count equals the cycle model's;
 //  - greedy generation through the engine's forward pass gives identical tokens on the CPU
-//    kernels, sim:1, sim:4 (pipelined), and sim:4 with a card killed mid-generation.
+//    kernels, sim:1, sim:4 (pipelined), sim:4 with a card killed mid-generation, and (a short
+//    run) a Verilated card.
 #include <algorithm>
 #include <functional>
 #include <memory>
@@ -29,7 +30,8 @@ namespace qsl {
 namespace {
 
 const std::string kModelDir = std::string(QSL_SOURCE_DIR) + "/models/qsl-tiny-llama";
-constexpr int32_t kGroup = 64;
+// Divides the 16-row and the 128-row tiles, so every tile carries its own group metadata.
+constexpr int32_t kGroup = 16;
 
 MpeConfig CosimCard() {
   auto c = LoadMpeConfig(std::string(QSL_SOURCE_DIR) + "/rtl/configs/mpe16x16.json");
@@ -228,6 +230,30 @@ TEST_P(GenerationTest, SameTokensOnCpuSim1Sim4AndAfterAFailover) {
   EXPECT_EQ(pool->failovers(), 1);
   EXPECT_FALSE(pool->Cards()[1].up);
 }
+
+#ifdef QSL_HAVE_RTL
+// A short greedy run on a Verilated card (the model quantized at the 16x16 card's tiles).
+TEST_P(GenerationTest, SameTokensOnTheRtlCard) {
+  constexpr int kSteps = 3;
+  DevicePoolOptions o;
+  o.spec = "rtl:1";
+  o.config = CosimCard();
+  auto qm = Quantize(GetParam(), o.config.tile());
+  ASSERT_TRUE(qm.ok()) << qm.status();
+  CpuLinearBackend cpu;
+  auto want = Greedy(*qm->model, cpu, kSteps);
+  ASSERT_TRUE(want.ok()) << want.status();
+  auto pool = DevicePool::Create(o);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  std::vector<LinearDesc> linears;
+  for (const auto& [lin, layer] : qm->model->linears()) linears.push_back({lin->q, layer});
+  ASSERT_TRUE((*pool)->LoadModel(linears).ok());
+  PoolBackend backend(**pool);
+  auto got = Greedy(*qm->model, backend, kSteps);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, *want);
+}
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Schemes, GenerationTest,
                          ::testing::Values(WeightScheme::kW8, WeightScheme::kW4),
