@@ -13,5 +13,6 @@ void ExitOnError(std::string_view command, const absl::Status& status);
 // One declaration per subcommand, defined in tools/qsl/<command>.cc.
 void AddGenerateCommand(CLI::App& app);
 void AddEvalCommand(CLI::App& app);
+void AddDevicesCommand(CLI::App& app);
 
 }  // namespace qsl::cli

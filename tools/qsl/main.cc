@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   // One line per subcommand (tools/qsl/<command>.cc).
   qsl::cli::AddGenerateCommand(app);
   qsl::cli::AddEvalCommand(app);
+  qsl::cli::AddDevicesCommand(app);
 
   // An unknown first word is a mistyped command, not a missing one: say so and list the commands.
   std::string names;
