@@ -354,6 +354,7 @@ absl::Status PackedModel::Parse(const PackedOpenOptions& options) {
                                 " section: the file is corrupt"));
     }
     ranges.push_back({off, len, s});
+    sections_.push_back({kSectionNames[s], off, len});
   }
   std::sort(ranges.begin(), ranges.end(),
             [](const Range& a, const Range& b) { return a.offset < b.offset; });

@@ -95,6 +95,11 @@ class PackedFileWriter {
   bool finished_ = false;
 };
 
+struct PackedSection {
+  std::string name;  // config, tokenizer, provenance, tensor table, data
+  uint64_t offset = 0, size = 0;
+};
+
 struct PackedOpenOptions {
   // Check every tensor's XXH3 checksum (reads the whole file once). Metadata sections, bounds,
   // table consistency and W4 group ranges are checked always.
@@ -115,6 +120,7 @@ class PackedModel {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const std::string& provenance_json() const { return provenance_json_; }
   const std::vector<PackedTensor>& tensors() const { return tensors_; }
+  const std::vector<PackedSection>& sections() const { return sections_; }
   // Keeps the mapping alive for views handed to longer-lived objects.
   std::shared_ptr<const MappedFile> file() const { return file_; }
 
@@ -141,6 +147,7 @@ class PackedModel {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<PackedTensor> tensors_;
   std::unordered_map<std::string, size_t> index_;
+  std::vector<PackedSection> sections_;
 };
 
 }  // namespace qsl

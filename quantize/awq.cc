@@ -7,23 +7,11 @@
 #include <cmath>
 #include <limits>
 
-#include "accel/linear.h"
+#include "quantize/simulated.h"
 
 namespace qsl {
 
 namespace {
-
-// x [m, k] -> the per-token int8 quantization of the integer path, dequantized to fp32.
-std::vector<float> FakeQuantActivations(std::span<const float> x, int64_t m, int64_t k) {
-  std::vector<int8_t> q(static_cast<size_t>(m * k));
-  std::vector<float> scale(static_cast<size_t>(m));
-  QuantizeActivations(x.data(), m, k, k, k, q.data(), scale.data());
-  std::vector<float> out(q.size());
-  for (int64_t t = 0; t < m; ++t) {
-    for (int64_t i = 0; i < k; ++i) out[t * k + i] = static_cast<float>(q[t * k + i]) * scale[t];
-  }
-  return out;
-}
 
 // y[m, n] = x[m, k] w[n, k]^T
 std::vector<float> MatmulT(std::span<const float> x, int64_t m, int64_t k, std::span<const float> w,

@@ -13,5 +13,7 @@ void ExitOnError(std::string_view command, const absl::Status& status);
 // One declaration per subcommand, defined in tools/qsl/<command>.cc.
 void AddGenerateCommand(CLI::App& app);
 void AddEvalCommand(CLI::App& app);
+void AddQuantizeCommand(CLI::App& app);
+void AddInspectCommand(CLI::App& app);
 
 }  // namespace qsl::cli

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   // One line per subcommand (tools/qsl/<command>.cc).
   qsl::cli::AddGenerateCommand(app);
   qsl::cli::AddEvalCommand(app);
+  qsl::cli::AddQuantizeCommand(app);
+  qsl::cli::AddInspectCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   return 0;
