@@ -45,7 +45,7 @@ AwqResult AwqSearch(const AwqProblem& p, WeightFormat format, int grid) {
 
   AwqResult best;
   best.loss = std::numeric_limits<double>::infinity();
-  std::vector<float> xs(p.x.size()), ws, imp(p.mean_sq.size());
+  std::vector<float> xs(p.x.size()), ws, inv(static_cast<size_t>(p.k));
   for (int step = 0; step < grid; ++step) {
     const float alpha = static_cast<float>(step) / static_cast<float>(grid);
     std::vector<float> free(mean_abs.size());
@@ -59,13 +59,15 @@ AwqResult AwqSearch(const AwqProblem& p, WeightFormat format, int grid) {
     const std::vector<float> s = p.tie.Expand(free);
 
     for (size_t i = 0; i < xs.size(); ++i) xs[i] = p.x[i] / s[i % static_cast<size_t>(p.k)];
-    for (size_t j = 0; j < imp.size(); ++j) imp[j] = p.mean_sq[j] / (s[j] * s[j]);
+    for (size_t j = 0; j < inv.size(); ++j) inv[j] = 1.0f / s[j];
+    const ErrorMetric metric = p.metric.Scaled(inv);
     double loss = 0.0;
     for (size_t i = 0; i < p.weights.size(); ++i) {
       const AwqWeight& w = p.weights[i];
       ws.assign(w.w.begin(), w.w.end());
       ScaleColumns(ws, p.k, s);
-      const std::vector<float> q = Dequantize(Rtn(ws, w.n, p.k, format, imp));
+      const std::vector<float> q =
+          Dequantize(Rtn(ws, w.n, p.k, format, metric));
       loss += IntegerPathError(xs, p.m, p.k, q, w.n, refs[i]) * static_cast<double>(w.n);
     }
     loss /= static_cast<double>(outputs);

@@ -23,7 +23,7 @@ struct AwqProblem {
   std::span<const float> x;  // [m, k] calibration inputs (a subsample of the tokens)
   int64_t m = 0, k = 0;
   std::span<const float> mean_abs;  // [k] mean |x| over all calibration tokens
-  std::span<const float> mean_sq;   // [k] mean x^2: weights the W4 group fit (may be empty)
+  ErrorMetric metric;               // weighs the W4 grid fit of the unscaled inputs
   std::vector<AwqWeight> weights;   // the linears that read x
   ChannelTie tie;                   // channels that must share a scale
 };

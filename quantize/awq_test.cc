@@ -43,7 +43,7 @@ AwqProblem Problem(const Data& d) {
   p.m = d.m;
   p.k = d.k;
   p.mean_abs = d.mean_abs;
-  p.mean_sq = d.mean_sq;
+  p.metric = ErrorMetric::Diagonal(d.mean_sq);
   p.weights = {{d.w, d.n}};
   return p;
 }
@@ -72,7 +72,7 @@ TEST(Awq, ScalesCutTheOutputErrorOfW4) {
     }
   }
   const double direct = IntegerPathError(
-      xs, d.m, d.k, Dequantize(Rtn(ws, d.n, d.k, {WeightScheme::kW4, 128}, imp)), d.n, ref);
+      xs, d.m, d.k, Dequantize(Rtn(ws, d.n, d.k, {WeightScheme::kW4, 128}, ErrorMetric::Diagonal(imp))), d.n, ref);
   EXPECT_NEAR(direct, r.loss, 1e-3 * r.loss);
 }
 

@@ -110,7 +110,7 @@ QuantizedWeight GptqSolver::Quantize(std::span<const float> w, int64_t n) const 
   for (int64_t r = 0; r < n; ++r) {
     const std::span<const float> row =
         w.subspan(static_cast<size_t>(r * k), static_cast<size_t>(k));
-    scale[r] = w4 ? FitW4Scale(row, group, {}) : W8Scale(row);
+    scale[r] = w4 ? FitW4Scale(row, group) : W8Scale(row);
   }
   std::vector<float> u;
   // Fits the groups g of every row from values v(r, i), i in [0, len) of that group.
@@ -119,7 +119,7 @@ QuantizedWeight GptqSolver::Quantize(std::span<const float> w, int64_t n) const 
     u.resize(static_cast<size_t>(len));
     for (int64_t r = 0; r < n; ++r) {
       for (int64_t i = 0; i < len; ++i) u[i] = scale[r] > 0.0f ? value(r, i) / scale[r] : 0.0f;
-      groups[r * ng + g] = FitW4Group(u, {});
+      groups[r * ng + g] = FitW4Group(u);
     }
   };
   if (w4 && options_.act_order) {  // static groups from the original weights

@@ -78,7 +78,7 @@ TEST(Grid, W4GroupFitIsInRangeAndNearTheExhaustiveOptimum) {
     std::vector<float> u = Gaussian(64, rng, sigma);
     for (float& v : u) v = std::clamp(v, -127.0f, 127.0f);
     double err = 0.0;
-    const W4Group g = FitW4Group(u, {}, &err);
+    const W4Group g = FitW4Group(u, {}, 0, &err);
     ASSERT_TRUE(W4GroupInRange(g.s, g.z)) << int(g.s) << " " << int(g.z);
     const double best = ExhaustiveError(u);
     EXPECT_LE(err, best * 1.5 + 1e-9) << "trial " << trial;
@@ -97,7 +97,7 @@ TEST(Grid, W4GroupFitIsExactOnRepresentableValues) {
     u[0] = static_cast<float>(W4Level(0, g));  // both ends present
     u[1] = static_cast<float>(W4Level(15, g));
     double err = -1.0;
-    FitW4Group(u, {}, &err);
+    FitW4Group(u, {}, 0, &err);
     EXPECT_EQ(err, 0.0) << int(g.s) << " " << int(g.z);
   }
 }
@@ -108,7 +108,7 @@ TEST(Grid, W4ImportanceShiftsTheErrorToUnimportantChannels) {
   std::vector<float> imp(128, 1.0f);
   for (int i = 0; i < 8; ++i) imp[i] = 1000.0f;
   const W4Group plain = FitW4Group(u, {});
-  const W4Group weighted = FitW4Group(u, imp);
+  const W4Group weighted = FitW4Group(u, ErrorMetric::Diagonal(imp));
   double e_plain = 0.0, e_weighted = 0.0;
   for (int i = 0; i < 8; ++i) {
     const double dp = u[i] - W4Level(RoundW4(u[i], plain), plain);

@@ -186,6 +186,12 @@ class Quantizer {
     return {scheme, scheme == WeightScheme::kW4 ? o_.group : 0};
   }
   std::vector<AwqWeight> Consumers(const LayerWeights& w, Site site) const;
+  // The W4 grid fit's weighing of a site's errors: the output error over the calibration
+  // inputs, group by group (the criterion of AWQ's clipping search).
+  ErrorMetric Metric(Site site) const {
+    if (o_.scheme != WeightScheme::kW4) return {};
+    return ErrorMetric::GroupBlocks(stats_[site].hessian->Full(), stats_[site].k, o_.group);
+  }
   ChannelTie TieOf(Site site) const {
     return site == kAttnOut ? ChannelTie::Gqa(c_.num_heads, c_.num_kv_heads, c_.head_dim)
                             : ChannelTie{};
@@ -265,7 +271,7 @@ absl::Status RunWindows(const Model& skeleton, Calibration& calib, int64_t l, co
 }
 
 absl::Status Quantizer::CollectStats(int64_t l, const LayerWeights& w) {
-  const bool gptq = o_.method == QuantMethod::kGptq;
+  const bool gptq = o_.method != QuantMethod::kRtn;  // AWQ fits W4 groups with it too
   const int64_t stride =
       o_.method == QuantMethod::kAwq ? std::max<int64_t>(1, calib_.tokens / o_.awq_samples) : 0;
   for (int s = 0; s < kNumSites; ++s) stats_[s] = SiteStats();
@@ -326,12 +332,12 @@ absl::Status Quantizer::SmoothAndSearch(int64_t l, LayerWeights& w) {
     }
     if (o_.method == QuantMethod::kAwq) {
       const SiteStats& ss = stats_[site];
-      const std::vector<float> mean_abs = ss.Mean(ss.sum_abs), mean_sq = ss.Mean(ss.sum_sq);
-      AwqProblem p{ss.samples, ss.sample_rows,   ss.k,     mean_abs,
-                   mean_sq,    Consumers(w, st), TieOf(st)};
+      const std::vector<float> mean_abs = ss.Mean(ss.sum_abs);
+      AwqProblem p{ss.samples, ss.sample_rows, ss.k, mean_abs, getenv("XSH") ? Metric(st) : Metric(st).Diagonal(), Consumers(w, st),
+                   TieOf(st)};
       const AwqResult r = AwqSearch(p, Format(o_.scheme));
       log[kSiteNames[site]] = {{"awq_alpha", r.alpha}, {"loss", r.loss}, {"rtn_loss", r.base_loss}};
-      Fold(w, st, r.scales);
+      if (!getenv("XNOSCALE")) Fold(w, st, r.scales);
     }
   }
   if (o_.method == QuantMethod::kAwq) {
@@ -377,7 +383,7 @@ absl::StatusOr<LayerWeights> Quantizer::QuantizeLayer(int64_t l, const LayerWeig
     switch (o_.method) {
       case QuantMethod::kGptq: qw = solvers[site]->Quantize(lin.w, lin.n); break;
       case QuantMethod::kAwq:
-        qw = Rtn(lin.w, lin.n, lin.k, Format(o_.scheme), stats_[site].Mean(stats_[site].sum_sq));
+        qw = Rtn(lin.w, lin.n, lin.k, Format(o_.scheme), Metric(site));
         break;
       case QuantMethod::kRtn: qw = Rtn(lin.w, lin.n, lin.k, Format(o_.scheme)); break;
     }
