@@ -1,5 +1,7 @@
 #include "engine/model.h"
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 
@@ -109,6 +111,45 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromCheckpoint(const HfCheckpoint&
   QSL_ASSIGN_OR_RETURN(auto tok, Tokenizer::FromBytes(ck.tokenizer().bytes(), ck.dir()));
   return std::make_unique<Model>(c, std::move(tok), std::move(embed), std::move(layers),
                                  std::move(final_norm), std::move(lm_head));
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::FromPacked(
+    std::shared_ptr<const PackedModel> file) {
+  const ModelConfig& c = file->config();
+  auto linear = [&](const std::string& base) -> absl::StatusOr<Linear> {
+    Linear lin;
+    QSL_ASSIGN_OR_RETURN(lin.q, file->Linear(base));
+    lin.n = lin.q.layout.n;
+    lin.k = lin.q.layout.k;
+    return lin;
+  };
+  QSL_ASSIGN_OR_RETURN(std::vector<float> embed, file->ReadF32("model.embed_tokens.weight"));
+  std::vector<LayerWeights> layers(static_cast<size_t>(c.num_layers));
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    LayerWeights& l = layers[i];
+    QSL_ASSIGN_OR_RETURN(l.attn_norm, file->ReadF32(LayerTensor(i, "input_layernorm.weight")));
+    QSL_ASSIGN_OR_RETURN(l.mlp_norm,
+                         file->ReadF32(LayerTensor(i, "post_attention_layernorm.weight")));
+    for (LinearSlot s : {LinearSlot::kQ, LinearSlot::kK, LinearSlot::kV, LinearSlot::kO,
+                         LinearSlot::kGate, LinearSlot::kUp, LinearSlot::kDown}) {
+      QSL_ASSIGN_OR_RETURN(l.slot(s), linear(LayerTensor(i, LinearSlotName(s))));
+    }
+  }
+  QSL_ASSIGN_OR_RETURN(std::vector<float> final_norm, file->ReadF32("model.norm.weight"));
+  QSL_ASSIGN_OR_RETURN(Linear lm_head, linear("lm_head"));
+  QSL_ASSIGN_OR_RETURN(auto tok, Tokenizer::FromBytes(file->tokenizer().bytes(), file->path()));
+  return std::make_unique<Model>(c, std::move(tok), std::move(embed), std::move(layers),
+                                 std::move(final_norm), std::move(lm_head), file);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(path));
+    return FromCheckpoint(*ck);
+  }
+  QSL_ASSIGN_OR_RETURN(std::shared_ptr<const PackedModel> file, PackedModel::Open(path));
+  return FromPacked(std::move(file));
 }
 
 }  // namespace qsl

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "format/checkpoint.h"
 #include "format/model_config.h"
+#include "format/packed_file.h"
 #include "format/tokenizer.h"
 #include "format/weight_tiles.h"
 
@@ -40,6 +41,11 @@ class Model {
  public:
   // The fp32 reference model straight from a Hugging Face checkpoint.
   static absl::StatusOr<std::unique_ptr<Model>> FromCheckpoint(const HfCheckpoint& ck);
+  // The integer-path model of a packed file (format/packed_file.h): linear weights are views
+  // into its mapping, norms and embeddings fp32 copies.
+  static absl::StatusOr<std::unique_ptr<Model>> FromPacked(std::shared_ptr<const PackedModel> file);
+  // A Hugging Face checkpoint directory, or a packed model file.
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path);
 
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }

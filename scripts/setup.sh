@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   # libraries
   libabsl-dev libboost-dev nlohmann-json3-dev libsentencepiece-dev libspdlog-dev libfmt-dev
-  libcli11-dev libopenblas-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
+  libcli11-dev libopenblas-dev liblapacke-dev libxxhash-dev libssl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libxrt-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev curl prometheus yamllint

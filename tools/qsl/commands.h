@@ -14,5 +14,7 @@ void ExitOnError(std::string_view command, const absl::Status& status);
 void AddGenerateCommand(CLI::App& app);
 void AddEvalCommand(CLI::App& app);
 void AddDevicesCommand(CLI::App& app);
+void AddQuantizeCommand(CLI::App& app);
+void AddInspectCommand(CLI::App& app);
 
 }  // namespace qsl::cli

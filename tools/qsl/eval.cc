@@ -24,8 +24,7 @@ absl::Status Run(const EvalOptions& o) {
   if (!in) return absl::NotFoundError(absl::StrCat(o.text, ": cannot open"));
   std::stringstream ss;
   ss << in.rdbuf();
-  QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(o.model));
-  QSL_ASSIGN_OR_RETURN(auto model, Model::FromCheckpoint(*ck));
+  QSL_ASSIGN_OR_RETURN(auto model, Model::Load(o.model));
   const std::vector<int32_t> ids = model->tokenizer().Encode(ss.str(), false);
   if (ids.empty()) return absl::InvalidArgumentError(absl::StrCat(o.text, ": no tokens to score"));
   CpuLinearBackend backend;
@@ -52,7 +51,7 @@ void AddEvalCommand(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* cmd = app.add_subcommand(
       "eval", "Perplexity of a text file: windows of --window tokens, each scored after BOS");
-  cmd->add_option("--model", o->model, "Hugging Face checkpoint directory")->required();
+  cmd->add_option("--model", o->model, "Hugging Face checkpoint directory or packed model file")->required();
   cmd->add_option("--text", o->text, "UTF-8 text file to score")->required();
   cmd->add_option("--window", o->window, "Tokens per window")->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--max-windows", o->max_windows, "Stop after this many windows (0 = all)")

@@ -35,8 +35,7 @@ int32_t Sample(const std::vector<float>& logits, float temperature, std::mt19937
 absl::Status Run(const GenerateOptions& o) {
   using Clock = std::chrono::steady_clock;
   const auto t_load = Clock::now();
-  QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(o.model));
-  QSL_ASSIGN_OR_RETURN(auto model, Model::FromCheckpoint(*ck));
+  QSL_ASSIGN_OR_RETURN(auto model, Model::Load(o.model));
   const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
   const ModelConfig& c = model->config();
   const Tokenizer& tok = model->tokenizer();
@@ -96,7 +95,7 @@ absl::Status Run(const GenerateOptions& o) {
 void AddGenerateCommand(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   CLI::App* cmd = app.add_subcommand("generate", "Stream a continuation of a prompt to stdout");
-  cmd->add_option("--model", o->model, "Hugging Face checkpoint directory")->required();
+  cmd->add_option("--model", o->model, "Hugging Face checkpoint directory or packed model file")->required();
   cmd->add_option("--prompt", o->prompt, "Prompt text")->required();
   cmd->add_option("--max-tokens", o->max_tokens, "Tokens to generate at most")
       ->check(CLI::Range(1, 1 << 20));

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   qsl::cli::AddGenerateCommand(app);
   qsl::cli::AddEvalCommand(app);
   qsl::cli::AddDevicesCommand(app);
+  qsl::cli::AddQuantizeCommand(app);
+  qsl::cli::AddInspectCommand(app);
 
   // An unknown first word is a mistyped command, not a missing one: say so and list the commands.
   std::string names;
