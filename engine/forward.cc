@@ -1,11 +1,19 @@
 #include "engine/forward.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
 #include "base/status.h"
 
 namespace qsl {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+}  // namespace
 
 int64_t ForwardBatch::logit_rows() const {
   int64_t n = 0;
@@ -31,7 +39,10 @@ Transformer::Transformer(const Model& model, LinearBackend& backend)
 absl::Status Transformer::RunLinear(int32_t layer, LinearSlot slot, const Linear& lin,
                                     const float* x, int64_t m, float* y) {
   if (observer_) observer_(layer, slot, x, m, lin.k);
-  return backend_.Run(lin, x, m, y);
+  const auto t0 = Clock::now();
+  absl::Status status = backend_.Run(lin, x, m, y);
+  times_.linear_s += Since(t0);
+  return status;
 }
 
 void Transformer::PrepareRope(const ForwardBatch& batch) {
@@ -104,6 +115,7 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kV, w.v, normed_.data(), T, v_.data()));
   ApplyRope(T, q_.data(), static_cast<int32_t>(c.num_heads));
   ApplyRope(T, k_.data(), static_cast<int32_t>(c.num_kv_heads));
+  const auto attention_start = Clock::now();
   int64_t t0 = 0;
   for (const SeqChunk& ch : batch.chunks) {
     cache.Store(layer, ch.seq, ch.pos, ch.count, k_.data() + t0 * KV, v_.data() + t0 * KV);
@@ -114,6 +126,7 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
     cache.Attend(layer, ch.seq, ch.pos, ch.count, q_.data() + t0 * Q, attn_.data() + t0 * Q);
     t0 += ch.count;
   }
+  times_.attention_s += Since(attention_start);
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kO, w.o, attn_.data(), T, proj_.data()));
   for (int64_t i = 0; i < T * H; ++i) hidden[i] += proj_[i];
 

@@ -36,6 +36,12 @@ using LinearObserver =
 // x[t] = x[t] / rms(x[t]) * w, per row (transformers' LlamaRMSNorm in fp32).
 void RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out);
 
+// Cumulative wall time of the parts of Forward that a profile separates.
+struct ForwardTimes {
+  double linear_s = 0.0;     // the LinearBackend calls
+  double attention_s = 0.0;  // KvCache Store and Attend
+};
+
 class Transformer {
  public:
   Transformer(const Model& model, LinearBackend& backend);
@@ -54,6 +60,7 @@ class Transformer {
   absl::Status Head(const ForwardBatch& batch, const float* hidden, std::vector<float>& logits);
 
   const Model& model() const { return model_; }
+  const ForwardTimes& times() const { return times_; }
 
  private:
   absl::Status RunLinear(int32_t layer, LinearSlot slot, const Linear& lin, const float* x,
@@ -67,6 +74,7 @@ class Transformer {
   const Model& model_;
   LinearBackend& backend_;
   LinearObserver observer_;
+  ForwardTimes times_;
   std::vector<float> inv_freq_;
   std::vector<float> rope_cos_, rope_sin_;  // [tokens, head_dim / 2]
   // Scratch, grown to the largest batch seen.
