@@ -80,6 +80,7 @@ struct EngineOptions {
   std::string devices = "cpu";   // where linear layers run: cpu, sim:N, ... (accel's DevicePool)
   std::string mpe_config;        // MpeConfig JSON for sim/xrt devices; empty = the default card
   int64_t kv_cache_mb = 512;     // memory budget of the KV block pool, MiB
+  int32_t num_kv_blocks = 0;     // exact pool size in blocks, overriding kv_cache_mb when > 0
   int32_t block_size = 16;       // tokens per KV block
   std::string kv_dtype = "fp16"; // fp16, int8 (per head and token) or fp32
   int32_t max_num_seqs = 64;     // running sequences at most (the batch)

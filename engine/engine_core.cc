@@ -53,6 +53,7 @@ absl::Status CheckOptions(const EngineOptions& o) {
   if (o.max_queue < 0) return bad("max_queue", "must be >= 0");
   if (o.max_num_batched_tokens < 1) return bad("max_num_batched_tokens", "must be >= 1");
   if (o.max_model_len < 0) return bad("max_model_len", "must be >= 0");
+  if (o.num_kv_blocks < 0) return bad("num_kv_blocks", "must be >= 0");
   return absl::OkStatus();
 }
 
@@ -70,7 +71,9 @@ absl::StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(
                      c.max_position_embeddings));
   }
   const int64_t block_bytes = PagedKvCache::BlockBytes(c, dtype, options.block_size);
-  const int64_t blocks = options.kv_cache_mb * (int64_t{1} << 20) / block_bytes;
+  const int64_t blocks = options.num_kv_blocks > 0
+                             ? options.num_kv_blocks
+                             : options.kv_cache_mb * (int64_t{1} << 20) / block_bytes;
   if (blocks < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("kv_cache_mb: ", options.kv_cache_mb, " MiB holds no KV block of ",
@@ -443,7 +446,9 @@ void EngineCore::ReapDone() {
   if (done_.empty()) return;
   for (uint64_t id : done_) requests_.erase(id);
   {
+    // Stats first, so that whoever Drain wakes sees the freed blocks.
     std::lock_guard<std::mutex> lk(mu_);
+    PublishStatsLocked();
     in_flight_ -= static_cast<int64_t>(done_.size());
   }
   done_.clear();
@@ -452,6 +457,10 @@ void EngineCore::ReapDone() {
 
 void EngineCore::PublishStats() {
   std::lock_guard<std::mutex> lk(mu_);
+  PublishStatsLocked();
+}
+
+void EngineCore::PublishStatsLocked() {
   stats_.running = scheduler_.num_running();
   stats_.waiting = scheduler_.num_waiting();
   stats_.kv_blocks_used = pool_.num_used();

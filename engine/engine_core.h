@@ -77,6 +77,7 @@ class EngineCore final : public Engine {
   // Frees the requests that finished, and tells Drain.
   void ReapDone();
   void PublishStats();
+  void PublishStatsLocked();  // mu_ held
 
   std::unique_ptr<Model> model_;
   std::unique_ptr<LinearBackend> backend_;
