@@ -472,7 +472,7 @@ void EngineCore::PublishStatsLocked() {
   published_profile_ = profile_;
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> CreateEngine(const EngineOptions& options) {
+absl::StatusOr<std::unique_ptr<EngineCore>> CreateEngineCore(const EngineOptions& options) {
   std::unique_ptr<Model> model;
   if (std::filesystem::is_directory(options.model)) {
     QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(options.model));
@@ -485,9 +485,11 @@ absl::StatusOr<std::unique_ptr<Engine>> CreateEngine(const EngineOptions& option
     return absl::InvalidArgumentError(
         absl::StrCat("devices: '", options.devices, "': only 'cpu' is available"));
   }
-  QSL_ASSIGN_OR_RETURN(auto engine,
-                       EngineCore::Create(std::move(model), std::make_unique<CpuLinearBackend>(),
-                                          options));
+  return EngineCore::Create(std::move(model), std::make_unique<CpuLinearBackend>(), options);
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> CreateEngine(const EngineOptions& options) {
+  QSL_ASSIGN_OR_RETURN(auto engine, CreateEngineCore(options));
   return std::unique_ptr<Engine>(std::move(engine));
 }
 

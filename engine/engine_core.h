@@ -117,4 +117,7 @@ class EngineCore final : public Engine {
   std::thread thread_;
 };
 
+// CreateEngine, keeping the concrete type (for benchmarks that read Profile()).
+absl::StatusOr<std::unique_ptr<EngineCore>> CreateEngineCore(const EngineOptions& options);
+
 }  // namespace qsl

@@ -1,6 +1,9 @@
 // The storage of the paged KV cache and the attention that reads it through block tables.
 // One preallocated pool of blocks; a block holds `block_size` consecutive positions of one
 // sequence for every layer, K and V, in fp16 (default), int8 per head and token, or fp32.
+// Inside a block, layer l's K plane is [kv_head][head_dim][slot] (transposed, for the kernel)
+// and its V plane [kv_head][slot][head_dim]; int8 scales follow all planes,
+// [layer][K|V][slot][kv_head].
 // Which block belongs to whom is BlockPool's business; the engine binds each step's block tables.
 #pragma once
 
@@ -11,10 +14,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "engine/kv_cache.h"
+#include "engine/paged_attention.h"
 
 namespace qsl {
 
-enum class KvDtype : uint8_t { kF16, kInt8, kF32 };
 const char* KvDtypeName(KvDtype d);  // "fp16", "int8", "fp32"
 absl::StatusOr<KvDtype> ParseKvDtype(absl::string_view name);
 
@@ -42,20 +45,21 @@ class PagedKvCache final : public KvCache {
   void Store(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* k,
              const float* v) override;
   // Each query's result is computed by one fixed sequence of operations that depends only on
-  // its position and the cached K/V: an online softmax over the key blocks in position order,
-  // dot products in 8 fixed lanes. Batch composition and prefill chunking cannot change a bit.
+  // its position and the cached K/V (paged_attention_impl.h): batch composition, prefill
+  // chunking and the CPU's ISA cannot change a bit.
   void Attend(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* q,
               float* out) override;
+  // The same with a chosen kernel build (tests compare the builds).
+  void Attend(PagedAttentionFn kernel, int32_t layer, int32_t seq, int32_t pos, int32_t count,
+              const float* q, float* out);
 
  private:
   uint8_t* BlockData(int32_t block) const { return pool_.get() + block * block_bytes_; }
-  void StoreRow(uint8_t* plane, float* scales, int32_t slot, const float* row) const;
-  // Dequantizes the rows [first, last) of a block's plane for one KV head into dst[slot * hd].
-  void LoadHead(const uint8_t* plane, const float* scales, int32_t head, int32_t first,
-                int32_t last, float* dst) const;
+  void StoreRow(uint8_t* plane, float* scales, int32_t slot, bool transposed,
+                const float* row) const;
   int64_t PlaneOffset(int32_t layer, int32_t kv) const;
-  // int8's per-(token, head) scales of one plane; nullptr for the float dtypes.
-  float* Scales(uint8_t* block, int32_t layer, int32_t kv) const;
+  // int8's per-(token, head) scales of one plane, from the block start; 0 for float dtypes.
+  int64_t ScaleOffset(int32_t layer, int32_t kv) const;
 
   AttentionShape shape_;
   KvDtype dtype_;
@@ -63,8 +67,7 @@ class PagedKvCache final : public KvCache {
   int64_t elem_bytes_, block_bytes_;
   std::unique_ptr<uint8_t[], void (*)(void*)> pool_;
   std::vector<const std::vector<int32_t>*> tables_;
-  // Scratch: one block's K and V for one head, and the running max / sum per (query, head).
-  std::vector<float> kbuf_, vbuf_, scores_, max_, sum_;
+  AttentionScratch scratch_;
 };
 
 }  // namespace qsl
