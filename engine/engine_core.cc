@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
@@ -473,14 +472,8 @@ void EngineCore::PublishStatsLocked() {
 }
 
 absl::StatusOr<std::unique_ptr<EngineCore>> CreateEngineCore(const EngineOptions& options) {
-  std::unique_ptr<Model> model;
-  if (std::filesystem::is_directory(options.model)) {
-    QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(options.model));
-    QSL_ASSIGN_OR_RETURN(model, Model::FromCheckpoint(*ck));
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model: '", options.model, "' is not a Hugging Face checkpoint directory"));
-  }
+  QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(options.model));
+  QSL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::FromCheckpoint(*ck));
   if (options.devices != "cpu") {
     return absl::InvalidArgumentError(
         absl::StrCat("devices: '", options.devices, "': only 'cpu' is available"));

@@ -1,10 +1,12 @@
-// The engine end to end through its public API: batch invariance, preemption, prefix sharing,
+// The engine end to end through its public API: batch invariance (bundled model RTN-quantized
+// to W8 and W4, and a random model with int8 KV), preemption, prefix sharing,
 // n > 1, cancellation, no leaked blocks after 10,000 requests, stop handling, API errors, and
 // the fp32 path against transformers' greedy continuations.
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -201,14 +203,33 @@ EngineOptions SmallSteps(bool chunked) {
   return o;
 }
 
+// 32 prompts cut from data/dev.txt with the bundled tokenizer, of mixed lengths, as requests
+// like MixedRequests'.
+std::vector<GenerationRequest> DevTextRequests(const Tokenizer& tok) {
+  std::ifstream in(std::string(QSL_SOURCE_DIR) + "/data/dev.txt", std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::vector<int32_t> ids = tok.Encode(text, false);
+  std::vector<GenerationRequest> reqs = MixedRequests(tok.vocab_size());
+  std::mt19937_64 rng(12);
+  for (GenerationRequest& r : reqs) {
+    const size_t len = r.prompt.size();
+    const size_t at = std::uniform_int_distribution<size_t>(0, ids.size() - len)(rng);
+    r.prompt.assign(ids.begin() + static_cast<std::ptrdiff_t>(at),
+                    ids.begin() + static_cast<std::ptrdiff_t>(at + len));
+    r.prompt[0] = tok.bos_id();
+  }
+  return reqs;
+}
+
 TEST(BatchInvariance, TokensAndLogprobsMatchAloneAndAmong32Requests) {
+  const std::unique_ptr<Model> bundled = testing::BundledModel();
+  const auto reqs = DevTextRequests(bundled->tokenizer());
   for (WeightScheme scheme : {WeightScheme::kW8, WeightScheme::kW4}) {
-    const auto reqs = MixedRequests(kVocab);
-    auto alone_engine = MakeEngine(TinyQuantized(scheme), SmallSteps(true));
+    auto alone_engine = MakeEngine(QuantizeRtn(*bundled, scheme), SmallSteps(true));
     const std::vector<Result> alone = RunRequests(*alone_engine, reqs, /*alone=*/true);
     for (const Result& r : alone) ASSERT_FALSE(r.choices[0].ids.empty());
     for (bool chunked : {true, false}) {
-      auto engine = MakeEngine(TinyQuantized(scheme), SmallSteps(chunked));
+      auto engine = MakeEngine(QuantizeRtn(*bundled, scheme), SmallSteps(chunked));
       int32_t peak = 0;
       const std::vector<Result> batched = RunRequests(*engine, reqs, /*alone=*/false, &peak);
       EXPECT_GE(peak, 8) << "the requests did not actually share steps";
@@ -218,6 +239,7 @@ TEST(BatchInvariance, TokensAndLogprobsMatchAloneAndAmong32Requests) {
   }
 }
 
+// Random weights and random prompts, int8 KV.
 TEST(BatchInvariance, HoldsWithInt8KvCache) {
   EngineOptions o = SmallSteps(true);
   o.kv_dtype = "int8";

@@ -121,11 +121,7 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
     cache.Store(layer, ch.seq, ch.pos, ch.count, k_.data() + t0 * KV, v_.data() + t0 * KV);
     t0 += ch.count;
   }
-  t0 = 0;
-  for (const SeqChunk& ch : batch.chunks) {
-    cache.Attend(layer, ch.seq, ch.pos, ch.count, q_.data() + t0 * Q, attn_.data() + t0 * Q);
-    t0 += ch.count;
-  }
+  cache.Attend(layer, batch.chunks, q_.data(), attn_.data());
   times_.attention_s += Since(attention_start);
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kO, w.o, attn_.data(), T, proj_.data()));
   for (int64_t i = 0; i < T * H; ++i) hidden[i] += proj_[i];

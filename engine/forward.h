@@ -15,14 +15,6 @@
 
 namespace qsl {
 
-// `count` consecutive new tokens of sequence `seq`, at positions [pos, pos + count).
-struct SeqChunk {
-  int32_t seq = 0;
-  int32_t pos = 0;
-  int32_t count = 0;
-  bool all_logits = false;  // logits for every token of the chunk, else only the last
-};
-
 struct ForwardBatch {
   std::vector<int32_t> tokens;  // all chunks' tokens, chunk after chunk
   std::vector<SeqChunk> chunks;

@@ -1,6 +1,8 @@
-// Picks the paged attention build for this CPU. All builds give the same bits (tested), so the
-// choice is about speed only.
+// Picks the paged attention build: the one matching the integer kernels' ISA path (accel/isa.h,
+// so QSL_ISA / --isa steer both). All builds give the same bits (tested): the choice is speed.
 #include "engine/paged_attention.h"
+
+#include "accel/isa.h"
 
 namespace qsl {
 
@@ -17,18 +19,23 @@ QSL_DECLARE_ATTENTION(avx512)
 #undef QSL_DECLARE_ATTENTION
 }  // namespace attention
 
-const std::vector<PagedAttentionIsa>& PagedAttentionIsas() {
-  static const std::vector<PagedAttentionIsa> isas = [] {
-    std::vector<PagedAttentionIsa> v;
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) v.push_back({"avx512", &attention::avx512::Attend});
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
-      v.push_back({"avx2", &attention::avx2::Attend});
-    }
-    v.push_back({"generic", &attention::generic::Attend});
-    return v;
-  }();
-  return isas;
+namespace {
+PagedAttentionIsa BuildFor(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return {"avx512", &attention::avx512::Attend};
+    case Isa::kAvx2: return {"avx2", &attention::avx2::Attend};
+    case Isa::kScalar: break;
+  }
+  return {"generic", &attention::generic::Attend};
 }
+}  // namespace
+
+std::vector<PagedAttentionIsa> PagedAttentionIsas() {
+  std::vector<PagedAttentionIsa> v;
+  for (Isa isa : SupportedIsas()) v.push_back(BuildFor(isa));
+  return v;
+}
+
+PagedAttentionIsa ActivePagedAttention() { return BuildFor(ActiveIsa()); }
 
 }  // namespace qsl

@@ -1,7 +1,7 @@
 // The attention kernel over a paged KV cache: one sequence's queries against its keys, read
 // block by block through its block table (no gather of the sequence into contiguous rows).
-// Scalar-baseline, AVX2 and AVX-512 builds of one source, chosen from CPUID; every build gives
-// the same bits (see paged_attention_impl.h for why), so the ISA never changes an output.
+// Scalar-baseline, AVX2 and AVX-512 builds of one source, following the integer kernels' ISA
+// path; every build gives the same bits (paged_attention_impl.h says why).
 #pragma once
 
 #include <cstdint>
@@ -39,11 +39,13 @@ using PagedAttentionFn = void (*)(const AttentionShape& s, const PagedKv& kv, in
                                   int32_t kv_head_begin, int32_t kv_head_end,
                                   AttentionScratch& scratch);
 
-// Every build present in this binary for this CPU, best first; the first is what Attend uses.
 struct PagedAttentionIsa {
-  const char* name;
+  const char* name;  // "generic", "avx2", "avx512"
   PagedAttentionFn fn;
 };
-const std::vector<PagedAttentionIsa>& PagedAttentionIsas();
+// The build for each ISA path this CPU runs (accel/isa.h), generic first.
+std::vector<PagedAttentionIsa> PagedAttentionIsas();
+// The build of the active ISA path.
+PagedAttentionIsa ActivePagedAttention();
 
 }  // namespace qsl

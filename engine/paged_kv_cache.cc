@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/half.h"
+#include "base/thread_pool.h"
 
 namespace qsl {
 
@@ -123,13 +124,7 @@ void PagedKvCache::Store(int32_t layer, int32_t seq, int32_t pos, int32_t count,
   }
 }
 
-void PagedKvCache::Attend(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* q,
-                          float* out) {
-  Attend(PagedAttentionIsas().front().fn, layer, seq, pos, count, q, out);
-}
-
-void PagedKvCache::Attend(PagedAttentionFn kernel, int32_t layer, int32_t seq, int32_t pos,
-                          int32_t count, const float* q, float* out) {
+PagedKv PagedKvCache::View(int32_t layer, int32_t seq) const {
   PagedKv kv;
   kv.pool = pool_.get();
   kv.block_bytes = block_bytes_;
@@ -140,7 +135,33 @@ void PagedKvCache::Attend(PagedAttentionFn kernel, int32_t layer, int32_t seq, i
   kv.k_scale_offset = ScaleOffset(layer, 0);
   kv.v_scale_offset = ScaleOffset(layer, 1);
   kv.table = tables_[seq]->data();
-  kernel(shape_, kv, pos, count, q, out, 0, shape_.num_kv_heads, scratch_);
+  return kv;
+}
+
+void PagedKvCache::Attend(int32_t layer, const std::vector<SeqChunk>& chunks, const float* q,
+                          float* out) {
+  const PagedAttentionFn kernel = ActivePagedAttention().fn;
+  std::vector<int64_t> row(chunks.size());
+  for (size_t c = 1; c < chunks.size(); ++c) row[c] = row[c - 1] + chunks[c - 1].count;
+  // Work items: (chunk, KV head), each writing its own slice of out.
+  const int32_t heads = shape_.num_kv_heads;
+  const int64_t qd = shape_.q_dim();
+  const auto items = static_cast<int64_t>(chunks.size()) * heads;
+  ThreadPool::Default().ParallelFor(items, 1, [&](int64_t begin, int64_t end) {
+    thread_local AttentionScratch scratch;
+    for (int64_t i = begin; i < end; ++i) {
+      const SeqChunk& c = chunks[static_cast<size_t>(i / heads)];
+      const int64_t at = row[static_cast<size_t>(i / heads)] * qd;
+      const auto g = static_cast<int32_t>(i % heads);
+      kernel(shape_, View(layer, c.seq), c.pos, c.count, q + at, out + at, g, g + 1, scratch);
+    }
+  });
+}
+
+void PagedKvCache::AttendChunk(PagedAttentionFn kernel, int32_t layer, int32_t seq, int32_t pos,
+                               int32_t count, const float* q, float* out) {
+  AttentionScratch scratch;
+  kernel(shape_, View(layer, seq), pos, count, q, out, 0, shape_.num_kv_heads, scratch);
 }
 
 }  // namespace qsl

@@ -46,12 +46,13 @@ class PagedKvCache final : public KvCache {
              const float* v) override;
   // Each query's result is computed by one fixed sequence of operations that depends only on
   // its position and the cached K/V (paged_attention_impl.h): batch composition, prefill
-  // chunking and the CPU's ISA cannot change a bit.
-  void Attend(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* q,
+  // chunking, the thread split (chunks x KV heads over the pool) and the CPU's ISA cannot
+  // change a bit.
+  void Attend(int32_t layer, const std::vector<SeqChunk>& chunks, const float* q,
               float* out) override;
-  // The same with a chosen kernel build (tests compare the builds).
-  void Attend(PagedAttentionFn kernel, int32_t layer, int32_t seq, int32_t pos, int32_t count,
-              const float* q, float* out);
+  // One chunk with a chosen kernel build, on the calling thread (tests compare the builds).
+  void AttendChunk(PagedAttentionFn kernel, int32_t layer, int32_t seq, int32_t pos,
+                   int32_t count, const float* q, float* out);
 
  private:
   uint8_t* BlockData(int32_t block) const { return pool_.get() + block * block_bytes_; }
@@ -60,6 +61,7 @@ class PagedKvCache final : public KvCache {
   int64_t PlaneOffset(int32_t layer, int32_t kv) const;
   // int8's per-(token, head) scales of one plane, from the block start; 0 for float dtypes.
   int64_t ScaleOffset(int32_t layer, int32_t kv) const;
+  PagedKv View(int32_t layer, int32_t seq) const;
 
   AttentionShape shape_;
   KvDtype dtype_;
@@ -67,7 +69,6 @@ class PagedKvCache final : public KvCache {
   int64_t elem_bytes_, block_bytes_;
   std::unique_ptr<uint8_t[], void (*)(void*)> pool_;
   std::vector<const std::vector<int32_t>*> tables_;
-  AttentionScratch scratch_;
 };
 
 }  // namespace qsl
