@@ -23,7 +23,8 @@ ModelConfig Shape() {
 
 struct Fixture {
   Fixture(KvDtype dtype, int32_t seqs, int32_t ctx)
-      : cache(Shape(), dtype, 16, seqs * ((ctx + 15) / 16)), tables(static_cast<size_t>(seqs)) {
+      : cache(std::move(*PagedKvCache::Create(Shape(), dtype, 16, seqs * ((ctx + 15) / 16)))),
+        tables(static_cast<size_t>(seqs)) {
     const ModelConfig c = Shape();
     int32_t next = 0;
     for (auto& t : tables) {
@@ -31,18 +32,18 @@ struct Fixture {
     }
     std::vector<const std::vector<int32_t>*> bound;
     for (auto& t : tables) bound.push_back(&t);
-    cache.Bind(bound);
+    cache->Bind(bound);
     std::mt19937 rng(1);
     std::normal_distribution<float> d;
     std::vector<float> k(static_cast<size_t>(ctx) * c.kv_dim()), v(k.size());
     for (float& x : k) x = d(rng);
     for (float& x : v) x = d(rng);
-    for (int32_t s = 0; s < seqs; ++s) cache.Store(0, s, 0, ctx, k.data(), v.data());
+    for (int32_t s = 0; s < seqs; ++s) cache->Store(0, s, 0, ctx, k.data(), v.data());
     q.resize(static_cast<size_t>(std::max(ctx, seqs)) * c.q_dim());
     for (float& x : q) x = d(rng);
     out.resize(q.size());
   }
-  PagedKvCache cache;
+  std::unique_ptr<PagedKvCache> cache;
   std::vector<std::vector<int32_t>> tables;
   std::vector<float> q, out;
 };
@@ -55,7 +56,7 @@ void BM_Decode(benchmark::State& state) {
   std::vector<SeqChunk> chunks;
   for (int32_t s = 0; s < seqs; ++s) chunks.push_back({s, ctx - 1, 1, false});
   for (auto _ : state) {
-    f.cache.Attend(0, chunks, f.q.data(), f.out.data());
+    f.cache->Attend(0, chunks, f.q.data(), f.out.data());
     benchmark::DoNotOptimize(f.out.data());
   }
   state.SetLabel(KvDtypeName(dtype));
@@ -76,7 +77,7 @@ void BM_Prefill(benchmark::State& state) {
   Fixture f(KvDtype::kF16, 1, len);
   const std::vector<SeqChunk> chunks = {{0, 0, len, false}};
   for (auto _ : state) {
-    f.cache.Attend(0, chunks, f.q.data(), f.out.data());
+    f.cache->Attend(0, chunks, f.q.data(), f.out.data());
     benchmark::DoNotOptimize(f.out.data());
   }
   state.counters["keys/s"] = benchmark::Counter(static_cast<double>(len) * (len + 1) / 2 * 32,

@@ -81,20 +81,20 @@ absl::StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(
   if (blocks > (int64_t{1} << 30)) {
     return absl::InvalidArgumentError("kv_cache_mb: more than 2^30 KV blocks");
   }
+  QSL_ASSIGN_OR_RETURN(auto cache, PagedKvCache::Create(c, dtype, options.block_size,
+                                                        static_cast<int32_t>(blocks)));
   return std::unique_ptr<EngineCore>(new EngineCore(std::move(model), std::move(backend), options,
-                                                    static_cast<int32_t>(blocks), dtype));
+                                                    std::move(cache)));
 }
 
 EngineCore::EngineCore(std::unique_ptr<Model> model, std::unique_ptr<LinearBackend> backend,
-                       const EngineOptions& options, int32_t num_blocks, KvDtype dtype)
+                       const EngineOptions& options, std::unique_ptr<PagedKvCache> cache)
     : model_(std::move(model)), backend_(std::move(backend)), options_(options),
       max_model_len_(static_cast<int32_t>(options.max_model_len > 0
                                               ? options.max_model_len
                                               : model_->config().max_position_embeddings)),
-      num_blocks_(num_blocks), eos_ids_(model_->config().eos_token_ids),
-      cache_(std::make_unique<PagedKvCache>(model_->config(), dtype, options.block_size,
-                                            num_blocks)),
-      pool_(num_blocks, options.block_size),
+      num_blocks_(cache->num_blocks()), eos_ids_(model_->config().eos_token_ids),
+      cache_(std::move(cache)), pool_(num_blocks_, options.block_size),
       scheduler_(SchedulerConfig{options.max_num_seqs,
                                  // Whole prompts must fit a step when they cannot be split.
                                  options.chunked_prefill
@@ -105,12 +105,12 @@ EngineCore::EngineCore(std::unique_ptr<Model> model, std::unique_ptr<LinearBacke
       transformer_(*model_, *backend_),
       sampler_(static_cast<int32_t>(model_->config().vocab_size)),
       seed_source_(std::random_device{}()) {
-  stats_.kv_blocks_total = num_blocks;
+  stats_.kv_blocks_total = num_blocks_;
   spdlog::info("engine: KV cache {} blocks x {} tokens, {}, {:.1f} KiB/token ({:.0f} MiB); max {} "
                "sequences, {} tokens/step, chunked prefill {}, prefix caching {}",
-               num_blocks, options.block_size, KvDtypeName(dtype),
+               num_blocks_, options.block_size, KvDtypeName(cache_->dtype()),
                static_cast<double>(cache_->bytes_per_token()) / 1024.0,
-               static_cast<double>(cache_->block_bytes()) * num_blocks / (1 << 20),
+               static_cast<double>(cache_->block_bytes()) * num_blocks_ / (1 << 20),
                options.max_num_seqs, options.max_num_batched_tokens,
                options.chunked_prefill ? "on" : "off", options.prefix_caching ? "on" : "off");
   thread_ = std::thread([this] { Loop(); });

@@ -55,7 +55,7 @@ class EngineCore final : public Engine {
 
  private:
   EngineCore(std::unique_ptr<Model> model, std::unique_ptr<LinearBackend> backend,
-             const EngineOptions& options, int32_t num_blocks, KvDtype dtype);
+             const EngineOptions& options, std::unique_ptr<PagedKvCache> cache);
 
   void Loop();
   // Moves submitted requests into the scheduler and applies cancellations.

@@ -118,18 +118,20 @@ void Load(KvDtype dtype, const uint8_t* plane, int64_t at, int32_t n, float* dst
 
 // One KV head's keys [jbegin, jend) of a block as fp32 K^T [hd][lanes] and V [slot][hd]. Both
 // planes keep each head's slice of a block contiguous: K as [head][d][slot], V as
-// [head][slot][d] (PagedKvCache::Store).
+// [head][slot][d] (PagedKvCache::Store). K is loaded whole, unwritten slots included (the pool
+// starts zeroed; a slot not yet written holds zeros or an earlier tenant's values): their lanes
+// are computed and ignored, and whole rows convert fastest.
 void LoadBlock(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd,
                int32_t num_kv_heads, int32_t jbegin, int32_t jend, int32_t lanes,
                AttentionScratch& w) {
   const int32_t bs = kv.block_size, n = jend - jbegin;
   const int64_t head0 = static_cast<int64_t>(head) * hd * bs;
-  if (lanes == bs && n == bs) {
+  if (lanes == bs) {
     Load(kv.dtype, block + kv.k_offset, head0, hd * bs, w.kt.data());  // one contiguous run
   } else {
     for (int32_t d = 0; d < hd; ++d) {
-      Load(kv.dtype, block + kv.k_offset, head0 + static_cast<int64_t>(d) * bs + jbegin, n,
-           w.kt.data() + static_cast<int64_t>(d) * lanes + jbegin);
+      Load(kv.dtype, block + kv.k_offset, head0 + static_cast<int64_t>(d) * bs, bs,
+           w.kt.data() + static_cast<int64_t>(d) * lanes);
     }
   }
   Load(kv.dtype, block + kv.v_offset, head0 + static_cast<int64_t>(jbegin) * hd, n * hd,

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <limits>
+
+#include <sys/mman.h>
 
 #include "absl/strings/str_cat.h"
 #include "base/half.h"
@@ -48,18 +50,29 @@ int64_t PagedKvCache::BlockBytes(const ModelConfig& c, KvDtype dtype, int32_t bl
   return rows * c.kv_dim() * ElemBytes(dtype) + scales;
 }
 
+absl::StatusOr<std::unique_ptr<PagedKvCache>> PagedKvCache::Create(const ModelConfig& c,
+                                                                   KvDtype dtype,
+                                                                   int32_t block_size,
+                                                                   int32_t num_blocks) {
+  const auto bytes = static_cast<size_t>(BlockBytes(c, dtype, block_size) * num_blocks);
+  // Zero pages: a block's unwritten slots read as zeros, so the kernel may load whole blocks.
+  void* pool = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (pool == MAP_FAILED) {
+    return absl::ResourceExhaustedError(absl::StrCat("KV cache: cannot map ", bytes, " bytes (",
+                                                     num_blocks, " blocks): ", std::strerror(errno)));
+  }
+  return std::unique_ptr<PagedKvCache>(new PagedKvCache(c, dtype, block_size, num_blocks,
+                                                        static_cast<uint8_t*>(pool), bytes));
+}
+
 PagedKvCache::PagedKvCache(const ModelConfig& c, KvDtype dtype, int32_t block_size,
-                           int32_t num_blocks)
+                           int32_t num_blocks, uint8_t* pool, size_t pool_bytes)
     : shape_(AttentionShape::From(c)), dtype_(dtype),
       num_layers_(static_cast<int32_t>(c.num_layers)), block_size_(block_size),
       num_blocks_(num_blocks), elem_bytes_(ElemBytes(dtype)),
-      block_bytes_(BlockBytes(c, dtype, block_size)),
-      // Left uninitialized: pages are touched as blocks are first written, and every position is
-      // stored before any query reads it.
-      pool_(static_cast<uint8_t*>(std::aligned_alloc(
-                64, static_cast<size_t>((block_bytes_ * num_blocks + 63) / 64 * 64))),
-            std::free) {
-}
+      block_bytes_(BlockBytes(c, dtype, block_size)), pool_(pool), pool_bytes_(pool_bytes) {}
+
+PagedKvCache::~PagedKvCache() { munmap(pool_, pool_bytes_); }
 
 int64_t PagedKvCache::PlaneOffset(int32_t layer, int32_t kv) const {
   return (static_cast<int64_t>(layer) * 2 + kv) * block_size_ * shape_.kv_dim() * elem_bytes_;
@@ -126,7 +139,7 @@ void PagedKvCache::Store(int32_t layer, int32_t seq, int32_t pos, int32_t count,
 
 PagedKv PagedKvCache::View(int32_t layer, int32_t seq) const {
   PagedKv kv;
-  kv.pool = pool_.get();
+  kv.pool = pool_;
   kv.block_bytes = block_bytes_;
   kv.block_size = block_size_;
   kv.dtype = dtype_;

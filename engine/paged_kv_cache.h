@@ -26,7 +26,12 @@ class PagedKvCache final : public KvCache {
   // Bytes of one block: every layer's K and V rows, plus int8's per-(token, head) fp32 scales.
   static int64_t BlockBytes(const ModelConfig& c, KvDtype dtype, int32_t block_size);
 
-  PagedKvCache(const ModelConfig& c, KvDtype dtype, int32_t block_size, int32_t num_blocks);
+  // Maps the pool (anonymous memory: zero until written, committed page by page as blocks are
+  // first used). Errors: a pool the OS will not map.
+  static absl::StatusOr<std::unique_ptr<PagedKvCache>> Create(const ModelConfig& c, KvDtype dtype,
+                                                              int32_t block_size,
+                                                              int32_t num_blocks);
+  ~PagedKvCache() override;
 
   KvDtype dtype() const { return dtype_; }
   int32_t block_size() const { return block_size_; }
@@ -55,7 +60,9 @@ class PagedKvCache final : public KvCache {
                    int32_t count, const float* q, float* out);
 
  private:
-  uint8_t* BlockData(int32_t block) const { return pool_.get() + block * block_bytes_; }
+  PagedKvCache(const ModelConfig& c, KvDtype dtype, int32_t block_size, int32_t num_blocks,
+               uint8_t* pool, size_t pool_bytes);
+  uint8_t* BlockData(int32_t block) const { return pool_ + block * block_bytes_; }
   void StoreRow(uint8_t* plane, float* scales, int32_t slot, bool transposed,
                 const float* row) const;
   int64_t PlaneOffset(int32_t layer, int32_t kv) const;
@@ -67,7 +74,8 @@ class PagedKvCache final : public KvCache {
   KvDtype dtype_;
   int32_t num_layers_, block_size_, num_blocks_;
   int64_t elem_bytes_, block_bytes_;
-  std::unique_ptr<uint8_t[], void (*)(void*)> pool_;
+  uint8_t* pool_;
+  size_t pool_bytes_;
   std::vector<const std::vector<int32_t>*> tables_;
 };
 

@@ -26,6 +26,13 @@ struct Data {
   std::vector<float> q, k, v;  // [len, q_dim], [len, kv_dim] x2
 };
 
+std::unique_ptr<PagedKvCache> Make(const ModelConfig& c, KvDtype dtype, int32_t block_size,
+                                   int32_t blocks) {
+  auto cache = PagedKvCache::Create(c, dtype, block_size, blocks);
+  EXPECT_TRUE(cache.ok()) << cache.status();
+  return std::move(*cache);
+}
+
 Data Random(const ModelConfig& c, int32_t len, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> d(0.0f, 1.0f);
@@ -59,8 +66,8 @@ TEST(PagedKvCache, Fp32MatchesDenseAttention) {
     const ModelConfig c = Config(window);
     const int32_t len = 45;
     const Data x = Random(c, len, 1);
-    PagedKvCache cache(c, KvDtype::kF32, 16, 8);
-    const std::vector<float> got = RunChunked(cache, c, x, len, 7);
+    auto cache = Make(c, KvDtype::kF32, 16, 8);
+    const std::vector<float> got = RunChunked(*cache, c, x, len, 7);
     std::vector<float> want(got.size()), scratch;
     AttendDense(AttentionShape::From(c), 0, len, x.q.data(), x.k.data(), x.v.data(), want.data(),
                 scratch);
@@ -74,10 +81,10 @@ TEST(PagedKvCache, OutputBitsDoNotDependOnChunking) {
       const ModelConfig c = Config(window);
       const int32_t len = 53;
       const Data x = Random(c, len, 2);
-      PagedKvCache cache(c, dtype, 16, 10);
-      const std::vector<float> whole = RunChunked(cache, c, x, len, len);
+      auto cache = Make(c, dtype, 16, 10);
+      const std::vector<float> whole = RunChunked(*cache, c, x, len, len);
       for (int32_t chunk : {1, 3, 16, 17}) {
-        const std::vector<float> got = RunChunked(cache, c, x, len, chunk);
+        const std::vector<float> got = RunChunked(*cache, c, x, len, chunk);
         ASSERT_EQ(std::memcmp(got.data(), whole.data(), got.size() * sizeof(float)), 0)
             << KvDtypeName(dtype) << " window " << window << " chunk " << chunk;
       }
@@ -97,10 +104,10 @@ TEST(PagedKvCache, EveryIsaBuildGivesTheSameBits) {
     c.head_dim = 40;
     const int32_t len = 70;
     const Data x = Random(c, len, 5);
-    PagedKvCache cache(c, dtype, 12, 16);
-    const std::vector<float> want = RunChunked(cache, c, x, len, 9, 0, isas.front().fn);
+    auto cache = Make(c, dtype, 12, 16);
+    const std::vector<float> want = RunChunked(*cache, c, x, len, 9, 0, isas.front().fn);
     for (const auto& isa : isas) {
-      const std::vector<float> got = RunChunked(cache, c, x, len, 9, 0, isa.fn);
+      const std::vector<float> got = RunChunked(*cache, c, x, len, 9, 0, isa.fn);
       ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
           << isa.name << " " << KvDtypeName(dtype);
     }
@@ -113,10 +120,11 @@ TEST(PagedKvCache, ReducedPrecisionStaysCloseToFp32) {
   const ModelConfig c = Config();
   const int32_t len = 40;
   const Data x = Random(c, len, 3);
-  PagedKvCache f32(c, KvDtype::kF32, 16, 6), f16(c, KvDtype::kF16, 16, 6), i8(c, KvDtype::kInt8, 16, 6);
-  const auto a = RunChunked(f32, c, x, len, 4);
-  const auto b = RunChunked(f16, c, x, len, 4);
-  const auto d = RunChunked(i8, c, x, len, 4);
+  auto f32 = Make(c, KvDtype::kF32, 16, 6), f16 = Make(c, KvDtype::kF16, 16, 6),
+       i8 = Make(c, KvDtype::kInt8, 16, 6);
+  const auto a = RunChunked(*f32, c, x, len, 4);
+  const auto b = RunChunked(*f16, c, x, len, 4);
+  const auto d = RunChunked(*i8, c, x, len, 4);
   double max_f16 = 0, max_i8 = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     max_f16 = std::max(max_f16, std::abs(static_cast<double>(a[i]) - b[i]));
@@ -131,16 +139,16 @@ TEST(PagedKvCache, CopiedBlockAttendsLikeTheOriginal) {
   const ModelConfig c = Config();
   const int32_t len = 20;
   const Data x = Random(c, len, 4);
-  PagedKvCache cache(c, KvDtype::kF16, 16, 4);
+  auto cache = Make(c, KvDtype::kF16, 16, 4);
   std::vector<int32_t> table = {0, 1};
-  cache.Bind({&table});
-  cache.Store(0, 0, 0, len, x.k.data(), x.v.data());
+  cache->Bind({&table});
+  cache->Store(0, 0, 0, len, x.k.data(), x.v.data());
   std::vector<float> a(static_cast<size_t>(c.q_dim())), b(a.size());
-  cache.AttendChunk(ActivePagedAttention().fn, 0, 0, len - 1, 1, x.q.data() + (len - 1) * c.q_dim(), a.data());
-  cache.CopyBlock(1, 3);
+  cache->AttendChunk(ActivePagedAttention().fn, 0, 0, len - 1, 1, x.q.data() + (len - 1) * c.q_dim(), a.data());
+  cache->CopyBlock(1, 3);
   std::vector<int32_t> copy = {0, 3};
-  cache.Bind({&copy});
-  cache.AttendChunk(ActivePagedAttention().fn, 0, 0, len - 1, 1, x.q.data() + (len - 1) * c.q_dim(), b.data());
+  cache->Bind({&copy});
+  cache->AttendChunk(ActivePagedAttention().fn, 0, 0, len - 1, 1, x.q.data() + (len - 1) * c.q_dim(), b.data());
   EXPECT_EQ(a, b);
 }
 
