@@ -319,8 +319,10 @@ void EngineCore::CollectPromptLogprobs(Sequence& s, int32_t first_pos, int32_t c
                                        const float* rows) {
   Request& r = *s.request;
   const int32_t vocab = static_cast<int32_t>(model_->config().vocab_size);
-  // Row i predicts the token at first_pos + i + 1.
+  // Row i predicts the token at first_pos + i + 1. Rows already collected (before a preemption
+  // made the sequence start over) are skipped.
   for (int32_t i = 0; i < count && first_pos + i + 1 < s.prompt_len; ++i) {
+    if (first_pos + i != static_cast<int32_t>(r.prompt_logprobs.logprobs.size())) continue;
     const LogSoftmax lsm(rows + static_cast<int64_t>(i) * vocab, vocab);
     r.prompt_logprobs.logprobs.push_back(lsm(s.tokens[first_pos + i + 1]));
     r.prompt_logprobs.top_logprobs.push_back(lsm.Top(r.req.params.logprobs));

@@ -183,6 +183,10 @@ void ExpectSameOutputs(const std::vector<Result>& want, const std::vector<Result
                        const std::string& what) {
   ASSERT_EQ(want.size(), got.size()) << what;
   for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(want[i].prompt.has_value(), got[i].prompt.has_value()) << what;
+    if (want[i].prompt.has_value()) {
+      EXPECT_EQ(want[i].prompt->logprobs, got[i].prompt->logprobs) << what << ": request " << i;
+    }
     ASSERT_EQ(want[i].choices.size(), got[i].choices.size()) << what;
     for (size_t c = 0; c < want[i].choices.size(); ++c) {
       const Choice& a = want[i].choices[c];
@@ -259,6 +263,7 @@ TEST(Preemption, TinyKvBudgetFinishesEverythingWithTheSameTokens) {
     r.params.seed = i;
     r.params.max_tokens = 24;
     r.params.logprobs = 1;
+    r.params.echo = i % 4 == 1;  // prompt logprobs survive a preemption mid-prompt too
     r.params.ignore_eos = true;
     reqs.push_back(std::move(r));
   }
@@ -271,11 +276,47 @@ TEST(Preemption, TinyKvBudgetFinishesEverythingWithTheSameTokens) {
   const auto want = RunRequests(*a, reqs, false);
   const auto got = RunRequests(*b, reqs, false);
   ExpectSameOutputs(want, got, "tiny kv budget");
+  ASSERT_TRUE(got[1].prompt.has_value());
+  EXPECT_EQ(got[1].prompt->logprobs.size(), reqs[1].prompt.size() - 1);
   const EngineStats s = IdleStats(*b);
   EXPECT_GT(s.preemptions, 0);
   EXPECT_EQ(s.kv_blocks_used, 0);
   EXPECT_EQ(s.kv_blocks_total, 10);
   EXPECT_EQ(IdleStats(*a).preemptions, 0);
+}
+
+// An echo request preempted in the middle of its prompt starts over without sending any prompt
+// logprob twice.
+TEST(Preemption, MidPromptRestartKeepsPromptLogprobsExact) {
+  std::mt19937_64 rng(13);
+  std::vector<GenerationRequest> reqs;
+  for (int i = 0; i < 3; ++i) {  // decoders that keep growing
+    GenerationRequest r;
+    r.prompt = RandomPrompt(rng, 8, kVocab);
+    r.params.max_tokens = 100;
+    r.params.seed = i;
+    r.params.ignore_eos = true;
+    reqs.push_back(std::move(r));
+  }
+  GenerationRequest echo;  // newest: the one preempted while its 200-token prompt is half done
+  echo.prompt = RandomPrompt(rng, 200, kVocab);
+  echo.params.max_tokens = 1;
+  echo.params.temperature = 0.0f;
+  echo.params.echo = true;
+  echo.params.logprobs = 1;
+  reqs.push_back(echo);
+  EngineOptions o;
+  o.max_num_batched_tokens = 16;
+  o.prefix_caching = false;
+  auto big = MakeEngine(TinyQuantized(WeightScheme::kW8), o);
+  o.num_kv_blocks = 13;
+  auto tiny = MakeEngine(TinyQuantized(WeightScheme::kW8), o);
+  const auto want = RunRequests(*big, reqs, false);
+  const auto got = RunRequests(*tiny, reqs, false);
+  EXPECT_GT(IdleStats(*tiny).preemptions, 0);
+  ASSERT_TRUE(got[3].prompt.has_value());
+  EXPECT_EQ(got[3].prompt->logprobs.size(), 199u);
+  ExpectSameOutputs(want, got, "mid-prompt preemption");
 }
 
 TEST(PrefixSharing, CommonPrefixUsesFewerBlocksAndCountsHits) {
