@@ -422,19 +422,27 @@ TEST(Cancel, MidPrefillAndMidDecodeFreeTheBlocksAtOnce) {
   std::mt19937_64 rng(7);
   GenerationRequest ticker, longp;
   ticker.prompt = RandomPrompt(rng, 4, kVocab);
-  ticker.params.max_tokens = 8;
+  ticker.params.max_tokens = 12;
   ticker.params.ignore_eos = true;
   longp.prompt = RandomPrompt(rng, 300, kVocab);
   longp.params.max_tokens = 5;
   Runner run(*e);
-  std::atomic<uint64_t> long_id{0};
-  std::atomic<int64_t> used_after_cancel{-1};
-  const int t = run.Submit(ticker, [&](uint64_t, const GenerationEvent& ev) {
-    if (ev.completion_tokens == 3) e->Cancel(long_id.load());
-    if (ev.completion_tokens == 6) used_after_cancel = e->Stats().kv_blocks_used;
-  });
   const int l = run.Submit(longp);
-  long_id = run[l].id;
+  const uint64_t long_id = run[l].id;
+  std::atomic<int64_t> used_after_cancel{-1};
+  // The ticker goes first in every step (priority), so it decodes while the prompt is chunked.
+  ticker.priority = -1;
+  // Events come when text is released, so completion counts may skip: act on the first event
+  // at or past each count.
+  bool cancelled = false;
+  const int t = run.Submit(ticker, [&](uint64_t, const GenerationEvent& ev) {
+    if (ev.completion_tokens >= 3 && !cancelled) {
+      e->Cancel(long_id);
+      cancelled = true;
+    } else if (ev.completion_tokens >= 6 && cancelled && used_after_cancel < 0) {
+      used_after_cancel = e->Stats().kv_blocks_used;
+    }
+  });
   run.Wait();
   EXPECT_EQ(run[l].choices[0].finish, FinishReason::kCancelled);
   EXPECT_TRUE(run[l].choices[0].ids.empty());
@@ -447,7 +455,7 @@ TEST(Cancel, MidPrefillAndMidDecodeFreeTheBlocksAtOnce) {
   self.params.max_tokens = 50;
   Runner run2(*e);
   const int s = run2.Submit(self, [&](uint64_t id, const GenerationEvent& ev) {
-    if (ev.completion_tokens == 3 && !ev.finish) e->Cancel(id);
+    if (ev.completion_tokens >= 3 && !ev.finish) e->Cancel(id);
   });
   run2.Wait();
   EXPECT_EQ(run2[s].choices[0].finish, FinishReason::kCancelled);
