@@ -422,32 +422,37 @@ TEST(Cancel, MidPrefillAndMidDecodeFreeTheBlocksAtOnce) {
   std::mt19937_64 rng(7);
   GenerationRequest ticker, longp;
   ticker.prompt = RandomPrompt(rng, 4, kVocab);
-  ticker.params.max_tokens = 12;
+  ticker.params.max_tokens = 200;
   ticker.params.ignore_eos = true;
+  ticker.priority = -1;  // first in every step: it decodes while the long prompt is chunked
   longp.prompt = RandomPrompt(rng, 300, kVocab);
   longp.params.max_tokens = 5;
   Runner run(*e);
-  const int l = run.Submit(longp);
-  const uint64_t long_id = run[l].id;
+  std::atomic<uint64_t> long_id{0};
   std::atomic<int64_t> used_after_cancel{-1};
-  // The ticker goes first in every step (priority), so it decodes while the prompt is chunked.
-  ticker.priority = -1;
-  // Events come when text is released, so completion counts may skip: act on the first event
-  // at or past each count.
-  bool cancelled = false;
-  const int t = run.Submit(ticker, [&](uint64_t, const GenerationEvent& ev) {
-    if (ev.completion_tokens >= 3 && !cancelled) {
+  // Events come when text is released, so completion counts may skip: act on the first event at
+  // or past each count. The long prompt needs 20 steps of 15 tokens; it is cancelled after the
+  // ticker's third token, and the ticker measures the blocks in use three tokens later.
+  int cancelled_at = -1;
+  const int t = run.Submit(ticker, [&](uint64_t self, const GenerationEvent& ev) {
+    if (cancelled_at < 0 && ev.completion_tokens >= 3 && long_id != 0) {
       e->Cancel(long_id);
-      cancelled = true;
-    } else if (ev.completion_tokens >= 6 && cancelled && used_after_cancel < 0) {
+      cancelled_at = ev.completion_tokens;
+    } else if (cancelled_at >= 0 && used_after_cancel < 0 &&
+               ev.completion_tokens >= cancelled_at + 3) {
       used_after_cancel = e->Stats().kv_blocks_used;
+      e->Cancel(self);
     }
   });
+  const int l = run.Submit(longp);
+  long_id = run[l].id;
   run.Wait();
   EXPECT_EQ(run[l].choices[0].finish, FinishReason::kCancelled);
   EXPECT_TRUE(run[l].choices[0].ids.empty());
-  EXPECT_EQ(run[t].choices[0].finish, FinishReason::kLength);
-  EXPECT_EQ(used_after_cancel.load(), 1);  // only the ticker's block is left
+  EXPECT_EQ(run[t].choices[0].finish, FinishReason::kCancelled);
+  // Only the ticker's blocks are left (4 + ~6 tokens: 1 block, 2 if its text was held long).
+  EXPECT_GE(used_after_cancel.load(), 1);
+  EXPECT_LE(used_after_cancel.load(), 2);
   EXPECT_EQ(IdleStats(*e).kv_blocks_used, 0);
 
   // Mid-decode: a request cancels itself after its third token.
