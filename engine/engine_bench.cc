@@ -33,7 +33,7 @@ struct RunResult {
   double ttft_mean_s = 0;     // submit to first token, mean over requests
   double decode_tok_s = 0;    // output tokens/s once every request is past its first token
   double e2e_tok_s = 0;       // all output tokens / wall
-  StepProfile profile;        // this run's share of the engine's profile
+  StepProfile profile;        // the engine's profile over the decode phase (all past TTFT)
 };
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -55,7 +55,8 @@ RunResult RunOnce(EngineCore& engine, int32_t n, int32_t prompt_tokens, int32_t 
   int32_t pending = n;
   std::vector<Clock::time_point> first(static_cast<size_t>(n));
   std::vector<std::pair<Clock::time_point, int32_t>> events;  // when, tokens released
-  const StepProfile before = engine.Profile();
+  int32_t started = 0;
+  StepProfile decode_start;  // the profile when the last request got its first token
   const auto t0 = Clock::now();
   for (int32_t i = 0; i < n; ++i) {
     GenerationRequest r;
@@ -68,7 +69,11 @@ RunResult RunOnce(EngineCore& engine, int32_t n, int32_t prompt_tokens, int32_t 
     cb.on_event = [&, i, seen = std::make_shared<int32_t>(0)](const GenerationEvent& ev) {
       const auto now = Clock::now();
       std::lock_guard<std::mutex> lk(mu);
-      if (*seen == 0 && ev.completion_tokens > 0) first[static_cast<size_t>(i)] = now;
+      if (*seen == 0 && ev.completion_tokens > 0) {
+        first[static_cast<size_t>(i)] = now;
+        // Published after each step: this is the profile up to the previous step.
+        if (++started == n) decode_start = engine.Profile();
+      }
       events.emplace_back(now, ev.completion_tokens - *seen);
       *seen = ev.completion_tokens;
       if (ev.finish.has_value()) {
@@ -85,6 +90,10 @@ RunResult RunOnce(EngineCore& engine, int32_t n, int32_t prompt_tokens, int32_t 
   std::unique_lock<std::mutex> lk(mu);
   cv.wait(lk, [&] { return pending == 0; });
   const auto t_end = Clock::now();
+  lk.unlock();
+  // The loop publishes its profile right after the last request's final event.
+  while (engine.Stats().running + engine.Stats().waiting > 0) std::this_thread::yield();
+  lk.lock();
   RunResult res;
   res.concurrency = n;
   res.wall_s = Seconds(t_end - t0);
@@ -97,7 +106,7 @@ RunResult RunOnce(EngineCore& engine, int32_t n, int32_t prompt_tokens, int32_t 
   const double window = Seconds(t_end - all_started);
   res.decode_tok_s = window > 0 ? static_cast<double>(decode_tokens) / window : 0.0;
   res.e2e_tok_s = static_cast<double>(n) * output_tokens / res.wall_s;
-  res.profile = Minus(engine.Profile(), before);
+  res.profile = Minus(engine.Profile(), decode_start);
   return res;
 }
 
@@ -116,8 +125,9 @@ void PrintTable(const Options& o, const EngineCore& engine, const std::vector<Ru
               static_cast<double>(engine.kv_bytes_per_token()) / 1024.0, o.prompt_tokens,
               o.output_tokens, o.engine.max_num_batched_tokens,
               o.engine.chunked_prefill ? "on" : "off", std::thread::hardware_concurrency());
-  std::printf("| concurrent | out tok/s (decode) | out tok/s (end to end) | TTFT mean ms | steps | "
-              "ms/step | linear %% | attention %% | other fwd %% | sample %% | schedule %% |\n");
+  std::printf("Decode phase = once every request has its first token; its steps are profiled.\n\n");
+  std::printf("| concurrent | out tok/s (decode) | out tok/s (end to end) | TTFT mean ms | decode "
+              "steps | ms/step | linear %% | attention %% | other fwd %% | sample %% | schedule %% |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const RunResult& r : runs) {
     const StepProfile& p = r.profile;

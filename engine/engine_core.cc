@@ -304,7 +304,6 @@ void EngineCore::Step() {
     if (s.uncomputed() == 0) SampleNext(s, first_row + (rows - 1) * vocab);
     row += rows;
   }
-  ReapDone();
   const ForwardTimes& after = transformer_.times();
   profile_.steps += 1;
   profile_.tokens += static_cast<int64_t>(batch.tokens.size());
@@ -313,6 +312,7 @@ void EngineCore::Step() {
   profile_.linear_s += after.linear_s - before.linear_s;
   profile_.attention_s += after.attention_s - before.attention_s;
   profile_.sample_s += Since(t2);
+  ReapDone();
 }
 
 void EngineCore::CollectPromptLogprobs(Sequence& s, int32_t first_pos, int32_t count,

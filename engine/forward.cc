@@ -164,14 +164,14 @@ absl::Status Transformer::Head(const ForwardBatch& batch, const float* hidden,
 absl::Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache,
                                   std::vector<float>& logits) {
   const int64_t H = model_.config().hidden_size;
-  std::vector<float> hidden(batch.tokens.size() * static_cast<size_t>(H));
-  Embed(batch.tokens, hidden.data());
+  hidden_.resize(batch.tokens.size() * static_cast<size_t>(H));
+  Embed(batch.tokens, hidden_.data());
   PrepareRope(batch);
   for (size_t l = 0; l < model_.layers().size(); ++l) {
     QSL_RETURN_IF_ERROR(
-        BlockImpl(static_cast<int32_t>(l), model_.layers()[l], batch, hidden.data(), cache));
+        BlockImpl(static_cast<int32_t>(l), model_.layers()[l], batch, hidden_.data(), cache));
   }
-  return Head(batch, hidden.data(), logits);
+  return Head(batch, hidden_.data(), logits);
 }
 
 }  // namespace qsl

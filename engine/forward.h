@@ -70,7 +70,7 @@ class Transformer {
   std::vector<float> inv_freq_;
   std::vector<float> rope_cos_, rope_sin_;  // [tokens, head_dim / 2]
   // Scratch, grown to the largest batch seen.
-  std::vector<float> normed_, q_, k_, v_, attn_, proj_, gate_, up_, rows_;
+  std::vector<float> hidden_, normed_, q_, k_, v_, attn_, proj_, gate_, up_, rows_;
 };
 
 }  // namespace qsl

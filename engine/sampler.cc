@@ -69,6 +69,12 @@ void ApplyPenalties(const SamplingParams& p, const TokenHistory& h, float* work)
   }
 }
 
+bool Adjusts(const SamplingParams& p, const TokenHistory& h) {
+  const bool penalties = p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f ||
+                         p.frequency_penalty != 0.0f;
+  return !p.logit_bias.empty() || (penalties && (!h.output_counts.empty() || h.prompt_distinct));
+}
+
 // Below this a temperature samples like greedy would (vLLM's epsilon); dividing by it would
 // only overflow.
 constexpr float kGreedyTemperature = 1e-5f;
@@ -77,13 +83,18 @@ constexpr float kGreedyTemperature = 1e-5f;
 
 SampledToken Sampler::Sample(const float* logits, const SamplingParams& p,
                              const TokenHistory& history, std::mt19937_64& rng) {
-  work_.assign(logits, logits + vocab_);
-  ApplyPenalties(p, history, work_.data());
+  // The adjusted logits: a copy only when something adjusts them.
+  const float* row = logits;
+  if (Adjusts(p, history)) {
+    work_.assign(logits, logits + vocab_);
+    ApplyPenalties(p, history, work_.data());
+    row = work_.data();
+  }
   SampledToken out;
   if (p.temperature < kGreedyTemperature) {
-    out.id = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
+    out.id = static_cast<int32_t>(std::max_element(row, row + vocab_) - row);
   } else {
-    out.id = Draw(p, rng);
+    out.id = Draw(row, p, rng);
   }
   if (p.logprobs >= 0) {
     const LogSoftmax lsm(logits, vocab_);
@@ -93,11 +104,11 @@ SampledToken Sampler::Sample(const float* logits, const SamplingParams& p,
   return out;
 }
 
-int32_t Sampler::Draw(const SamplingParams& p, std::mt19937_64& rng) {
+int32_t Sampler::Draw(const float* row, const SamplingParams& p, std::mt19937_64& rng) {
   cand_.resize(static_cast<size_t>(vocab_));
   for (int32_t i = 0; i < vocab_; ++i) cand_[i] = i;
   const auto by_logit = [&](int32_t a, int32_t b) {
-    return work_[a] > work_[b] || (work_[a] == work_[b] && a < b);
+    return row[a] > row[b] || (row[a] == row[b] && a < b);
   };
   if (p.top_k > 0 && p.top_k < vocab_) {
     std::nth_element(cand_.begin(), cand_.begin() + p.top_k, cand_.end(), by_logit);
@@ -105,14 +116,14 @@ int32_t Sampler::Draw(const SamplingParams& p, std::mt19937_64& rng) {
     std::sort(cand_.begin(), cand_.end());  // back to id order: the walk order must be fixed
   }
   float mx = -std::numeric_limits<float>::infinity();
-  for (int32_t id : cand_) mx = std::max(mx, work_[id]);
+  for (int32_t id : cand_) mx = std::max(mx, row[id]);
   // Probabilities relative to the most likely candidate (which gets exactly 1).
   prob_.resize(static_cast<size_t>(vocab_));
   const float min_p = p.min_p;
   size_t kept = 0;
   double total = 0.0;
   for (int32_t id : cand_) {
-    const float pr = std::exp((work_[id] - mx) / p.temperature);
+    const float pr = std::exp((row[id] - mx) / p.temperature);
     if (pr < min_p) continue;
     prob_[id] = pr;
     cand_[kept++] = id;

@@ -62,13 +62,13 @@ class Sampler {
                       std::mt19937_64& rng);
 
  private:
-  int32_t Draw(const SamplingParams& p, std::mt19937_64& rng);
+  int32_t Draw(const float* row, const SamplingParams& p, std::mt19937_64& rng);
   // Sorts the candidates by probability (ties: lower id) far enough to hold top_p of the mass,
   // and cuts the list after the token that reaches it.
   void KeepTopP(float top_p, double total);
 
   int32_t vocab_;
-  std::vector<float> work_;    // adjusted logits
+  std::vector<float> work_;    // adjusted logits (when bias or penalties apply)
   std::vector<float> prob_;    // unnormalized probabilities by token id
   std::vector<int32_t> cand_;  // candidate ids, in the order the draw walks them
 };
