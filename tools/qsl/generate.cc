@@ -2,7 +2,9 @@
 // server uses (paged KV cache, scheduler, sampler), with the OpenAI sampling parameters as flags.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <future>
+#include <iterator>
 
 #include "base/status.h"
 #include "engine/engine.h"
@@ -16,6 +18,7 @@ namespace {
 struct GenerateOptions {
   EngineOptions engine;
   std::string prompt;
+  std::string prompt_file;
   SamplingParams params;
   uint64_t seed = 0;
   bool seed_set = false;
@@ -23,7 +26,16 @@ struct GenerateOptions {
 
 using Clock = std::chrono::steady_clock;
 
+absl::Status ReadPromptFile(GenerateOptions& o) {
+  if (o.prompt_file.empty()) return absl::OkStatus();
+  std::ifstream in(o.prompt_file, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(o.prompt_file, ": cannot open"));
+  o.prompt.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return absl::OkStatus();
+}
+
 absl::Status Run(GenerateOptions o) {
+  QSL_RETURN_IF_ERROR(ReadPromptFile(o));
   const auto t_load = Clock::now();
   QSL_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, CreateEngine(o.engine));
   const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
@@ -85,7 +97,10 @@ void AddGenerateCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "Stream a continuation of a prompt to stdout");
   cmd->add_option("--model", e.model, "Hugging Face checkpoint directory or packed model file")
       ->required();
-  cmd->add_option("--prompt", o->prompt, "Prompt text")->required();
+  auto* prompt = cmd->add_option("--prompt", o->prompt, "Prompt text");
+  auto* prompt_file =
+      cmd->add_option("--prompt-file", o->prompt_file, "Read the prompt from a file (exact bytes)");
+  prompt->excludes(prompt_file);
   cmd->add_option("--max-tokens", p.max_tokens, "Tokens to generate at most")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--temperature", p.temperature, "Sampling temperature; 0 = greedy")
@@ -109,7 +124,10 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--kv-cache-mb", e.kv_cache_mb, "KV cache budget in MiB")->capture_default_str();
   cmd->add_option("--kv-dtype", e.kv_dtype, "KV cache dtype: fp16, int8 or fp32")
       ->capture_default_str();
-  cmd->callback([o] {
+  cmd->callback([o, cmd] {
+    if (cmd->count("--prompt") + cmd->count("--prompt-file") == 0) {
+      ExitOnError("generate", absl::InvalidArgumentError("--prompt or --prompt-file is required"));
+    }
     // SamplingParams::Validate (in Submit) names any parameter out of range.
     ExitOnError("generate", Run(*o));
   });
