@@ -74,6 +74,23 @@ struct EngineStats {
   int64_t generation_tokens = 0;
 };
 
+// How CreateEngine builds an engine; the server maps its flags onto this.
+struct EngineOptions {
+  std::string model;             // Hugging Face checkpoint directory (fp32) or packed model file
+  std::string devices = "cpu";   // where linear layers run: cpu, sim:N, ... (accel's DevicePool)
+  std::string mpe_config;        // MpeConfig JSON for sim/xrt devices; empty = the default card
+  int64_t kv_cache_mb = 512;     // memory budget of the KV block pool, MiB
+  int32_t num_kv_blocks = 0;     // exact pool size in blocks, overriding kv_cache_mb when > 0
+  int32_t block_size = 16;       // tokens per KV block
+  std::string kv_dtype = "fp16"; // fp16, int8 (per head and token) or fp32
+  int32_t max_num_seqs = 64;     // running sequences at most (the batch)
+  int32_t max_queue = 1024;      // waiting requests at most; Submit says ResourceExhausted beyond
+  int32_t max_num_batched_tokens = 512;  // tokens per forward step (prefill chunks + decodes)
+  bool chunked_prefill = true;   // split long prompts across steps, mixed with decodes
+  bool prefix_caching = true;    // reuse cached full blocks of a matching prompt prefix
+  int32_t max_model_len = 0;     // prompt + max_tokens limit; 0 = the model's context
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -94,5 +111,9 @@ class Engine {
   virtual const ModelConfig& config() const = 0;
   virtual int32_t max_model_len() const = 0;  // prompt + max_tokens must fit
 };
+
+// Loads the model, opens the devices, allocates the KV pool and starts the engine thread.
+// Errors name the bad option or file (InvalidArgument, NotFound, ...).
+absl::StatusOr<std::unique_ptr<Engine>> CreateEngine(const EngineOptions& options);
 
 }  // namespace qsl

@@ -1,11 +1,19 @@
 #include "engine/forward.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
 #include "base/status.h"
 
 namespace qsl {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+}  // namespace
 
 int64_t ForwardBatch::logit_rows() const {
   int64_t n = 0;
@@ -31,7 +39,10 @@ Transformer::Transformer(const Model& model, LinearBackend& backend)
 absl::Status Transformer::RunLinear(int32_t layer, LinearSlot slot, const Linear& lin,
                                     const float* x, int64_t m, float* y) {
   if (observer_) observer_(layer, slot, x, m, lin.k);
-  return backend_.Run(lin, x, m, y);
+  const auto t0 = Clock::now();
+  absl::Status status = backend_.Run(lin, x, m, y);
+  times_.linear_s += Since(t0);
+  return status;
 }
 
 void Transformer::PrepareRope(const ForwardBatch& batch) {
@@ -104,16 +115,14 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kV, w.v, normed_.data(), T, v_.data()));
   ApplyRope(T, q_.data(), static_cast<int32_t>(c.num_heads));
   ApplyRope(T, k_.data(), static_cast<int32_t>(c.num_kv_heads));
+  const auto attention_start = Clock::now();
   int64_t t0 = 0;
   for (const SeqChunk& ch : batch.chunks) {
     cache.Store(layer, ch.seq, ch.pos, ch.count, k_.data() + t0 * KV, v_.data() + t0 * KV);
     t0 += ch.count;
   }
-  t0 = 0;
-  for (const SeqChunk& ch : batch.chunks) {
-    cache.Attend(layer, ch.seq, ch.pos, ch.count, q_.data() + t0 * Q, attn_.data() + t0 * Q);
-    t0 += ch.count;
-  }
+  cache.Attend(layer, batch.chunks, q_.data(), attn_.data());
+  times_.attention_s += Since(attention_start);
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kO, w.o, attn_.data(), T, proj_.data()));
   for (int64_t i = 0; i < T * H; ++i) hidden[i] += proj_[i];
 
@@ -155,14 +164,14 @@ absl::Status Transformer::Head(const ForwardBatch& batch, const float* hidden,
 absl::Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache,
                                   std::vector<float>& logits) {
   const int64_t H = model_.config().hidden_size;
-  std::vector<float> hidden(batch.tokens.size() * static_cast<size_t>(H));
-  Embed(batch.tokens, hidden.data());
+  hidden_.resize(batch.tokens.size() * static_cast<size_t>(H));
+  Embed(batch.tokens, hidden_.data());
   PrepareRope(batch);
   for (size_t l = 0; l < model_.layers().size(); ++l) {
     QSL_RETURN_IF_ERROR(
-        BlockImpl(static_cast<int32_t>(l), model_.layers()[l], batch, hidden.data(), cache));
+        BlockImpl(static_cast<int32_t>(l), model_.layers()[l], batch, hidden_.data(), cache));
   }
-  return Head(batch, hidden.data(), logits);
+  return Head(batch, hidden_.data(), logits);
 }
 
 }  // namespace qsl

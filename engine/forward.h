@@ -15,14 +15,6 @@
 
 namespace qsl {
 
-// `count` consecutive new tokens of sequence `seq`, at positions [pos, pos + count).
-struct SeqChunk {
-  int32_t seq = 0;
-  int32_t pos = 0;
-  int32_t count = 0;
-  bool all_logits = false;  // logits for every token of the chunk, else only the last
-};
-
 struct ForwardBatch {
   std::vector<int32_t> tokens;  // all chunks' tokens, chunk after chunk
   std::vector<SeqChunk> chunks;
@@ -35,6 +27,12 @@ using LinearObserver =
 
 // x[t] = x[t] / rms(x[t]) * w, per row (transformers' LlamaRMSNorm in fp32).
 void RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out);
+
+// Cumulative wall time of the parts of Forward that a profile separates.
+struct ForwardTimes {
+  double linear_s = 0.0;     // the LinearBackend calls
+  double attention_s = 0.0;  // KvCache Store and Attend
+};
 
 class Transformer {
  public:
@@ -54,6 +52,7 @@ class Transformer {
   absl::Status Head(const ForwardBatch& batch, const float* hidden, std::vector<float>& logits);
 
   const Model& model() const { return model_; }
+  const ForwardTimes& times() const { return times_; }
 
  private:
   absl::Status RunLinear(int32_t layer, LinearSlot slot, const Linear& lin, const float* x,
@@ -67,10 +66,11 @@ class Transformer {
   const Model& model_;
   LinearBackend& backend_;
   LinearObserver observer_;
+  ForwardTimes times_;
   std::vector<float> inv_freq_;
   std::vector<float> rope_cos_, rope_sin_;  // [tokens, head_dim / 2]
   // Scratch, grown to the largest batch seen.
-  std::vector<float> normed_, q_, k_, v_, attn_, proj_, gate_, up_, rows_;
+  std::vector<float> hidden_, normed_, q_, k_, v_, attn_, proj_, gate_, up_, rows_;
 };
 
 }  // namespace qsl

@@ -72,9 +72,15 @@ void ContiguousKvCache::Store(int32_t layer, int32_t seq, int32_t pos, int32_t c
   std::memcpy(Row(v_, layer, seq, pos), v, bytes);
 }
 
-void ContiguousKvCache::Attend(int32_t layer, int32_t seq, int32_t pos, int32_t count,
-                               const float* q, float* out) {
-  AttendDense(shape_, pos, count, q, Row(k_, layer, seq, 0), Row(v_, layer, seq, 0), out, scratch_);
+void ContiguousKvCache::Attend(int32_t layer, const std::vector<SeqChunk>& chunks, const float* q,
+                               float* out) {
+  int64_t row = 0;
+  for (const SeqChunk& c : chunks) {
+    const int64_t at = row * shape_.q_dim();
+    AttendDense(shape_, c.pos, c.count, q + at, Row(k_, layer, c.seq, 0), Row(v_, layer, c.seq, 0),
+                out + at, scratch_);
+    row += c.count;
+  }
 }
 
 }  // namespace qsl

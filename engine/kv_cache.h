@@ -10,16 +10,25 @@
 
 namespace qsl {
 
+// `count` consecutive new tokens of sequence `seq`, at positions [pos, pos + count).
+struct SeqChunk {
+  int32_t seq = 0;
+  int32_t pos = 0;
+  int32_t count = 0;
+  bool all_logits = false;  // logits for every token of the chunk, else only the last
+};
+
 class KvCache {
  public:
   virtual ~KvCache() = default;
   // Stores K and V ([count, kv_dim] each, contiguous) for positions [pos, pos + count) of `seq`.
   virtual void Store(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* k,
                      const float* v) = 0;
-  // Causal attention of the queries at positions [pos, pos + count) of `seq` (q: [count, q_dim])
-  // over that sequence's cached keys (each query sees positions <= its own, within the sliding
-  // window if any); writes out [count, q_dim].
-  virtual void Attend(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* q,
+  // Causal attention for every chunk of a step: the queries at positions [pos, pos + count) of
+  // each chunk's sequence over that sequence's cached keys (each query sees positions <= its
+  // own, within the sliding window if any). q and out ([tokens, q_dim]) hold the chunks' rows
+  // one after another.
+  virtual void Attend(int32_t layer, const std::vector<SeqChunk>& chunks, const float* q,
                       float* out) = 0;
 };
 
@@ -45,7 +54,7 @@ class ContiguousKvCache final : public KvCache {
   ContiguousKvCache(const ModelConfig& config, int32_t num_seqs, int32_t max_len);
   void Store(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* k,
              const float* v) override;
-  void Attend(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* q,
+  void Attend(int32_t layer, const std::vector<SeqChunk>& chunks, const float* q,
               float* out) override;
   int32_t max_len() const { return max_len_; }
 

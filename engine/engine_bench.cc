@@ -1,0 +1,203 @@
+// qsl-bench-engine: aggregate output tokens/s of the engine at several concurrencies, with where
+// the step time goes, and KV memory per token. Prints a table to paste into docs.
+//   qsl-bench-engine --model FILE|DIR [--concurrency 1,4,16,32] [--prompt-tokens 128]
+//                    [--output-tokens 64] [--devices cpu] [--kv-dtype fp16]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "base/log.h"
+#include "engine/engine_core.h"
+
+namespace qsl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  EngineOptions engine;
+  std::vector<int32_t> concurrency = {1, 4, 16, 32};
+  int32_t prompt_tokens = 128;
+  int32_t output_tokens = 64;
+};
+
+struct RunResult {
+  int32_t concurrency = 0;
+  double wall_s = 0;          // first submit to last finish
+  double ttft_mean_s = 0;     // submit to first token, mean over requests
+  double decode_tok_s = 0;    // output tokens/s once every request is past its first token
+  double e2e_tok_s = 0;       // all output tokens / wall
+  StepProfile profile;        // the engine's profile over the decode phase (all past TTFT)
+};
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+StepProfile Minus(const StepProfile& a, const StepProfile& b) {
+  return {a.steps - b.steps,           a.tokens - b.tokens,
+          a.schedule_s - b.schedule_s, a.forward_s - b.forward_s,
+          a.linear_s - b.linear_s,     a.attention_s - b.attention_s,
+          a.sample_s - b.sample_s};
+}
+
+// Submits `n` requests of random prompts at once (greedy, fixed lengths) and times them.
+RunResult RunOnce(EngineCore& engine, int32_t n, int32_t prompt_tokens, int32_t output_tokens,
+                  uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> tok(3, static_cast<int32_t>(engine.config().vocab_size) - 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  int32_t pending = n;
+  std::vector<Clock::time_point> first(static_cast<size_t>(n));
+  std::vector<std::pair<Clock::time_point, int32_t>> events;  // when, tokens released
+  int32_t started = 0;
+  StepProfile decode_start;  // the profile when the last request got its first token
+  const auto t0 = Clock::now();
+  for (int32_t i = 0; i < n; ++i) {
+    GenerationRequest r;
+    r.prompt.push_back(static_cast<int32_t>(engine.config().bos_token_id));
+    while (static_cast<int32_t>(r.prompt.size()) < prompt_tokens) r.prompt.push_back(tok(rng));
+    r.params.temperature = 0.0f;
+    r.params.max_tokens = output_tokens;
+    r.params.ignore_eos = true;
+    RequestCallbacks cb;
+    cb.on_event = [&, i, seen = std::make_shared<int32_t>(0)](const GenerationEvent& ev) {
+      const auto now = Clock::now();
+      std::lock_guard<std::mutex> lk(mu);
+      if (*seen == 0 && ev.completion_tokens > 0) {
+        first[static_cast<size_t>(i)] = now;
+        // Published after each step: this is the profile up to the previous step.
+        if (++started == n) decode_start = engine.Profile();
+      }
+      events.emplace_back(now, ev.completion_tokens - *seen);
+      *seen = ev.completion_tokens;
+      if (ev.finish.has_value()) {
+        --pending;
+        cv.notify_all();
+      }
+    };
+    auto id = engine.Submit(std::move(r), std::move(cb));
+    if (!id.ok()) {
+      std::fprintf(stderr, "qsl-bench-engine: %s\n", id.status().ToString().c_str());
+      std::exit(1);
+    }
+  }
+  std::unique_lock<std::mutex> lk(mu);
+  cv.wait(lk, [&] { return pending == 0; });
+  const auto t_end = Clock::now();
+  lk.unlock();
+  // The loop publishes its profile right after the last request's final event.
+  while (engine.Stats().running + engine.Stats().waiting > 0) std::this_thread::yield();
+  lk.lock();
+  RunResult res;
+  res.concurrency = n;
+  res.wall_s = Seconds(t_end - t0);
+  const auto all_started = *std::max_element(first.begin(), first.end());
+  double ttft = 0;
+  for (const auto& f : first) ttft += Seconds(f - t0);
+  res.ttft_mean_s = ttft / n;
+  int64_t decode_tokens = 0;
+  for (const auto& [when, k] : events) decode_tokens += when > all_started ? k : 0;
+  const double window = Seconds(t_end - all_started);
+  res.decode_tok_s = window > 0 ? static_cast<double>(decode_tokens) / window : 0.0;
+  res.e2e_tok_s = static_cast<double>(n) * output_tokens / res.wall_s;
+  res.profile = Minus(engine.Profile(), decode_start);
+  return res;
+}
+
+void PrintTable(const Options& o, const EngineCore& engine, const std::vector<RunResult>& runs) {
+  const ModelConfig& c = engine.config();
+  std::printf("\nmodel %s: hidden %lld, layers %lld, heads %lld/%lld, mlp %lld, vocab %lld, %s\n",
+              o.engine.model.c_str(), static_cast<long long>(c.hidden_size),
+              static_cast<long long>(c.num_layers), static_cast<long long>(c.num_heads),
+              static_cast<long long>(c.num_kv_heads), static_cast<long long>(c.intermediate_size),
+              static_cast<long long>(c.vocab_size),
+              engine.model().quantized() ? "integer path" : "fp32 reference path");
+  std::printf("devices %s; KV cache %s, %lld bytes/token (%.1f KiB); prompt %d tokens, output %d "
+              "tokens per request, greedy; %d tokens/step, chunked prefill %s; %u hardware threads\n\n",
+              o.engine.devices.c_str(), o.engine.kv_dtype.c_str(),
+              static_cast<long long>(engine.kv_bytes_per_token()),
+              static_cast<double>(engine.kv_bytes_per_token()) / 1024.0, o.prompt_tokens,
+              o.output_tokens, o.engine.max_num_batched_tokens,
+              o.engine.chunked_prefill ? "on" : "off", std::thread::hardware_concurrency());
+  std::printf("Decode phase = once every request has its first token; its steps are profiled.\n\n");
+  std::printf("| concurrent | out tok/s (decode) | out tok/s (end to end) | TTFT mean ms | decode "
+              "steps | ms/step | linear %% | attention %% | other fwd %% | sample %% | schedule %% |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const RunResult& r : runs) {
+    const StepProfile& p = r.profile;
+    const double total = p.schedule_s + p.forward_s + p.sample_s;
+    const auto pct = [&](double x) { return total > 0 ? 100.0 * x / total : 0.0; };
+    std::printf("| %d | %.1f | %.1f | %.0f | %lld | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
+                r.concurrency, r.decode_tok_s, r.e2e_tok_s, r.ttft_mean_s * 1e3,
+                static_cast<long long>(p.steps), p.steps ? 1e3 * total / p.steps : 0.0,
+                pct(p.linear_s), pct(p.attention_s), pct(p.forward_s - p.linear_s - p.attention_s),
+                pct(p.sample_s), pct(p.schedule_s));
+  }
+  const auto find = [&](int32_t c) -> const RunResult* {
+    for (const RunResult& r : runs) {
+      if (r.concurrency == c) return &r;
+    }
+    return nullptr;
+  };
+  const RunResult* one = find(1);
+  if (one != nullptr) {
+    for (const RunResult& r : runs) {
+      if (r.concurrency == 1) continue;
+      std::printf("\n%d concurrent vs 1: %.2fx decode tok/s, %.2fx end to end", r.concurrency,
+                  r.decode_tok_s / one->decode_tok_s, r.e2e_tok_s / one->e2e_tok_s);
+    }
+    std::printf("\n");
+  }
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  o.engine.kv_cache_mb = 2048;
+  CLI::App app{"Engine throughput at several concurrencies (aggregate output tokens/s)",
+               "qsl-bench-engine"};
+  app.add_option("--model", o.engine.model, "Packed model file or Hugging Face directory")
+      ->required();
+  app.add_option("--devices", o.engine.devices, "cpu, sim:N, ...")->capture_default_str();
+  app.add_option("--mpe-config", o.engine.mpe_config, "MpeConfig JSON for sim devices");
+  app.add_option("--concurrency", o.concurrency, "Concurrent requests per run")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--prompt-tokens", o.prompt_tokens, "Prompt length")->capture_default_str();
+  app.add_option("--output-tokens", o.output_tokens, "Tokens generated per request")
+      ->capture_default_str();
+  app.add_option("--kv-cache-mb", o.engine.kv_cache_mb, "KV budget, MiB")->capture_default_str();
+  app.add_option("--kv-dtype", o.engine.kv_dtype, "fp16, int8 or fp32")->capture_default_str();
+  app.add_option("--max-batched-tokens", o.engine.max_num_batched_tokens, "Tokens per step")
+      ->capture_default_str();
+  app.add_flag("!--no-chunked-prefill", o.engine.chunked_prefill, "Whole prompts per step");
+  CLI11_PARSE(app, argc, argv);
+  if (auto s = InitLogging(""); !s.ok()) return 1;
+
+  o.engine.prefix_caching = false;  // random prompts; keep runs independent
+  o.engine.max_num_seqs = std::max(64, *std::max_element(o.concurrency.begin(), o.concurrency.end()));
+  auto engine = CreateEngineCore(o.engine);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "qsl-bench-engine: %s\n", engine.status().ToString().c_str());
+    return 1;
+  }
+  // Warm-up: touches the weights and grows every scratch buffer once.
+  RunOnce(**engine, 2, o.prompt_tokens, 4, 1);
+  std::vector<RunResult> runs;
+  for (int32_t c : o.concurrency) {
+    std::fprintf(stderr, "running %d concurrent requests...\n", c);
+    runs.push_back(RunOnce(**engine, c, o.prompt_tokens, o.output_tokens, 100 + c));
+  }
+  PrintTable(o, **engine, runs);
+  return 0;
+}
+
+}  // namespace
+}  // namespace qsl
+
+int main(int argc, char** argv) { return qsl::Main(argc, argv); }

@@ -1,0 +1,180 @@
+#include "engine/paged_kv_cache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+#include <sys/mman.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/half.h"
+#include "base/thread_pool.h"
+
+namespace qsl {
+
+const char* KvDtypeName(KvDtype d) {
+  switch (d) {
+    case KvDtype::kF16: return "fp16";
+    case KvDtype::kInt8: return "int8";
+    case KvDtype::kF32: return "fp32";
+  }
+  return "?";
+}
+
+absl::StatusOr<KvDtype> ParseKvDtype(absl::string_view name) {
+  for (KvDtype d : {KvDtype::kF16, KvDtype::kInt8, KvDtype::kF32}) {
+    if (name == KvDtypeName(d)) return d;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("kv dtype '", name, "': expected fp16, int8 or fp32"));
+}
+
+namespace {
+
+int64_t ElemBytes(KvDtype d) {
+  switch (d) {
+    case KvDtype::kF16: return 2;
+    case KvDtype::kInt8: return 1;
+    case KvDtype::kF32: return 4;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int64_t PagedKvCache::BlockBytes(const ModelConfig& c, KvDtype dtype, int32_t block_size) {
+  const int64_t rows = c.num_layers * 2 * block_size;
+  const int64_t scales = dtype == KvDtype::kInt8 ? rows * c.num_kv_heads * 4 : 0;
+  return rows * c.kv_dim() * ElemBytes(dtype) + scales;
+}
+
+absl::StatusOr<std::unique_ptr<PagedKvCache>> PagedKvCache::Create(const ModelConfig& c,
+                                                                   KvDtype dtype,
+                                                                   int32_t block_size,
+                                                                   int32_t num_blocks) {
+  const auto bytes = static_cast<size_t>(BlockBytes(c, dtype, block_size) * num_blocks);
+  // Zero pages: a block's unwritten slots read as zeros, so the kernel may load whole blocks.
+  void* pool = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (pool == MAP_FAILED) {
+    return absl::ResourceExhaustedError(absl::StrCat("KV cache: cannot map ", bytes, " bytes (",
+                                                     num_blocks, " blocks): ", std::strerror(errno)));
+  }
+  return std::unique_ptr<PagedKvCache>(new PagedKvCache(c, dtype, block_size, num_blocks,
+                                                        static_cast<uint8_t*>(pool), bytes));
+}
+
+PagedKvCache::PagedKvCache(const ModelConfig& c, KvDtype dtype, int32_t block_size,
+                           int32_t num_blocks, uint8_t* pool, size_t pool_bytes)
+    : shape_(AttentionShape::From(c)), dtype_(dtype),
+      num_layers_(static_cast<int32_t>(c.num_layers)), block_size_(block_size),
+      num_blocks_(num_blocks), elem_bytes_(ElemBytes(dtype)),
+      block_bytes_(BlockBytes(c, dtype, block_size)), pool_(pool), pool_bytes_(pool_bytes) {}
+
+PagedKvCache::~PagedKvCache() { munmap(pool_, pool_bytes_); }
+
+int64_t PagedKvCache::PlaneOffset(int32_t layer, int32_t kv) const {
+  return (static_cast<int64_t>(layer) * 2 + kv) * block_size_ * shape_.kv_dim() * elem_bytes_;
+}
+
+int64_t PagedKvCache::ScaleOffset(int32_t layer, int32_t kv) const {
+  if (dtype_ != KvDtype::kInt8) return 0;
+  return PlaneOffset(num_layers_, 0) +
+         (static_cast<int64_t>(layer) * 2 + kv) * block_size_ * shape_.num_kv_heads * 4;
+}
+
+void PagedKvCache::CopyBlock(int32_t src, int32_t dst) {
+  std::memcpy(BlockData(dst), BlockData(src), static_cast<size_t>(block_bytes_));
+}
+
+// Writes a row (kv_dim values, head after head) at `slot` of a plane, keeping each head's
+// slice of the block contiguous: K transposed as [head][d][slot], so that attention reads one
+// dimension of 16 keys at once; V as [head][slot][d].
+void PagedKvCache::StoreRow(uint8_t* plane, float* scales, int32_t slot, bool transposed,
+                            const float* row) const {
+  const int32_t kvd = shape_.kv_dim(), hd = shape_.head_dim, bs = block_size_;
+  const auto at = [&](int32_t i) {
+    const int64_t head = i / hd, d = i % hd;
+    return transposed ? (head * hd + d) * bs + slot : (head * bs + slot) * hd + d;
+  };
+  switch (dtype_) {
+    case KvDtype::kF32:
+      for (int32_t i = 0; i < kvd; ++i) reinterpret_cast<float*>(plane)[at(i)] = row[i];
+      return;
+    case KvDtype::kF16:
+      for (int32_t i = 0; i < kvd; ++i) reinterpret_cast<uint16_t*>(plane)[at(i)] = F32ToF16(row[i]);
+      return;
+    case KvDtype::kInt8:
+      // Per (token, head) symmetric, rounded like activations (docs/numeric-contract.md).
+      for (int32_t h = 0; h < shape_.num_kv_heads; ++h) {
+        const float* x = row + h * hd;
+        float amax = 0.0f;
+        for (int32_t i = 0; i < hd; ++i) amax = std::max(amax, std::fabs(x[i]));
+        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        scales[slot * shape_.num_kv_heads + h] = amax / 127.0f;
+        for (int32_t i = 0; i < hd; ++i) {
+          reinterpret_cast<int8_t*>(plane)[at(h * hd + i)] =
+              static_cast<int8_t>(std::clamp(std::nearbyint(x[i] * inv), -127.0f, 127.0f));
+        }
+      }
+      return;
+  }
+}
+
+void PagedKvCache::Store(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* k,
+                         const float* v) {
+  const std::vector<int32_t>& table = *tables_[seq];
+  const int32_t kvd = shape_.kv_dim();
+  for (int32_t t = 0; t < count; ++t) {
+    const int32_t p = pos + t;
+    uint8_t* block = BlockData(table[p / block_size_]);
+    for (int32_t kv = 0; kv < 2; ++kv) {
+      StoreRow(block + PlaneOffset(layer, kv),
+               reinterpret_cast<float*>(block + ScaleOffset(layer, kv)), p % block_size_,
+               /*transposed=*/kv == 0, (kv == 0 ? k : v) + static_cast<int64_t>(t) * kvd);
+    }
+  }
+}
+
+PagedKv PagedKvCache::View(int32_t layer, int32_t seq) const {
+  PagedKv kv;
+  kv.pool = pool_;
+  kv.block_bytes = block_bytes_;
+  kv.block_size = block_size_;
+  kv.dtype = dtype_;
+  kv.k_offset = PlaneOffset(layer, 0);
+  kv.v_offset = PlaneOffset(layer, 1);
+  kv.k_scale_offset = ScaleOffset(layer, 0);
+  kv.v_scale_offset = ScaleOffset(layer, 1);
+  kv.table = tables_[seq]->data();
+  return kv;
+}
+
+void PagedKvCache::Attend(int32_t layer, const std::vector<SeqChunk>& chunks, const float* q,
+                          float* out) {
+  const PagedAttentionFn kernel = ActivePagedAttention().fn;
+  std::vector<int64_t> row(chunks.size());
+  for (size_t c = 1; c < chunks.size(); ++c) row[c] = row[c - 1] + chunks[c - 1].count;
+  // Work items: (chunk, KV head), each writing its own slice of out.
+  const int32_t heads = shape_.num_kv_heads;
+  const int64_t qd = shape_.q_dim();
+  const auto items = static_cast<int64_t>(chunks.size()) * heads;
+  ThreadPool::Default().ParallelFor(items, 1, [&](int64_t begin, int64_t end) {
+    thread_local AttentionScratch scratch;
+    for (int64_t i = begin; i < end; ++i) {
+      const SeqChunk& c = chunks[static_cast<size_t>(i / heads)];
+      const int64_t at = row[static_cast<size_t>(i / heads)] * qd;
+      const auto g = static_cast<int32_t>(i % heads);
+      kernel(shape_, View(layer, c.seq), c.pos, c.count, q + at, out + at, g, g + 1, scratch);
+    }
+  });
+}
+
+void PagedKvCache::AttendChunk(PagedAttentionFn kernel, int32_t layer, int32_t seq, int32_t pos,
+                               int32_t count, const float* q, float* out) {
+  AttentionScratch scratch;
+  kernel(shape_, View(layer, seq), pos, count, q, out, 0, shape_.num_kv_heads, scratch);
+}
+
+}  // namespace qsl
