@@ -20,6 +20,7 @@ void ProgressBar::Set(int64_t done) {
   if (tty_) {
     if (now - last_draw_ < std::chrono::milliseconds(100) && done_ < total_) return;
   } else {
+    if (done_ == total_) return;  // Finish() prints the final line
     const int decile = static_cast<int>(done_ * 10 / total_);
     if (decile == last_decile_) return;
     last_decile_ = decile;

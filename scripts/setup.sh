@@ -12,7 +12,7 @@ PACKAGES=(
   libcli11-dev libopenblas-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libxrt-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev curl prometheus yamllint nodejs npm
+  libgtest-dev libgmock-dev libbenchmark-dev curl prometheus yamllint
   # rtl
   verilator yosys iverilog
   # plots
@@ -23,8 +23,11 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# kubectl (for `kubectl kustomize` in the deploy tests): Debian's kubernetes-client when absent.
-command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# Tools that may come from elsewhere (e.g. Node.js from NodeSource, kubectl from the Cloud SDK):
+# install Debian's package only when the command is absent.
+for pair in node:nodejs npm:npm kubectl:kubernetes-client; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
 
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2

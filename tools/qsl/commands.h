@@ -11,5 +11,7 @@ namespace qsl::cli {
 void ExitOnError(std::string_view command, const absl::Status& status);
 
 // One declaration per subcommand, defined in tools/qsl/<command>.cc.
+void AddGenerateCommand(CLI::App& app);
+void AddEvalCommand(CLI::App& app);
 
 }  // namespace qsl::cli

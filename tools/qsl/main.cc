@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   });
 
   // One line per subcommand (tools/qsl/<command>.cc).
+  qsl::cli::AddGenerateCommand(app);
+  qsl::cli::AddEvalCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   return 0;
