@@ -13,6 +13,8 @@ PACKAGES=(
   protobuf-compiler-grpc prometheus-cpp-dev libxrt-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev curl prometheus yamllint
+  # deploy tests: Go and Debian's sprig build the offline Helm renderer (Helm is not in Debian 12)
+  golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
   # rtl
   verilator yosys iverilog
   # plots
@@ -38,10 +40,13 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm test clients (openai SDK, grpc-js), pinned by tests/clients/package-lock.json.
-if [ -f tests/clients/package-lock.json ]; then
-  if [ ! -d tests/clients/node_modules ] ||
-     [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
-    (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+# npm test tools, each pinned by its package-lock.json: tests/clients (openai SDK, grpc-js) and
+# tests/deploy (Kubernetes schemas, PromQL parser, Dockerfile linter).
+for dir in tests/clients tests/deploy; do
+  if [ -f "$dir/package-lock.json" ]; then
+    if [ ! -d "$dir/node_modules" ] ||
+       [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
   fi
-fi
+done

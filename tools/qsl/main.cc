@@ -32,6 +32,18 @@ int main(int argc, char** argv) {
   qsl::cli::AddGenerateCommand(app);
   qsl::cli::AddEvalCommand(app);
 
+  // An unknown first word is a mistyped command, not a missing one: say so and list the commands.
+  std::string names;
+  bool known = false;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    names += " " + sub->get_name();
+    known = known || (argc > 1 && sub->get_name() == argv[1]);
+  }
+  if (argc > 1 && argv[1][0] != '-' && !known) {
+    std::fprintf(stderr, "qsl: unknown command '%s' (commands:%s; see qsl --help)\n", argv[1],
+                 names.c_str());
+    return 2;
+  }
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -1,0 +1,80 @@
+// The `qsl` binary end to end: generate prints transformers' greedy continuation, eval reproduces
+// transformers' dev.txt perplexity.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "format/tokenizer.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace qsl {
+namespace {
+
+const std::string kSrc = QSL_SOURCE_DIR;
+const std::string kQsl = std::string(QSL_BINARY_DIR) + "/tools/qsl";
+
+// Runs a command, returns its stdout; *rc gets the exit status.
+std::string RunCommand(const std::string& cmd, int* rc) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+nlohmann::json Reference() {
+  std::ifstream in(kSrc + "/models/qsl-tiny-llama/reference_dev.json");
+  return nlohmann::json::parse(in);
+}
+
+TEST(Cli, GenerateGreedyPrintsTransformersContinuation) {
+  const auto ref = Reference();
+  auto tok = Tokenizer::FromFile(kSrc + "/models/qsl-tiny-llama/tokenizer.model");
+  ASSERT_TRUE(tok.ok());
+  ASSERT_GE(ref["cases"].size(), 5u);
+  for (const auto& c : ref["cases"]) {
+    const std::string text = c["text"].get<std::string>();
+    std::vector<int32_t> all = c["prompt_ids"].get<std::vector<int32_t>>();
+    for (int32_t id : c["greedy_64_ids"].get<std::vector<int32_t>>()) all.push_back(id);
+    const std::string prompt_text = (*tok)->Decode(c["prompt_ids"].get<std::vector<int32_t>>());
+    const std::string want = text + (*tok)->Decode(all).substr(prompt_text.size()) + "\n";
+    // The prompt goes through a file so shell quoting cannot change it.
+    const std::string prompt_file = ::testing::TempDir() + "/qsl_cli_prompt.txt";
+    std::ofstream(prompt_file, std::ios::binary) << text;
+    int rc = 0;
+    const std::string got =
+        RunCommand(kQsl + " generate --model " + kSrc + "/models/qsl-tiny-llama --prompt \"$(cat " +
+                prompt_file + ")\" --max-tokens 64 --temperature 0 2>/dev/null",
+            &rc);
+    EXPECT_EQ(rc, 0);
+    // $(...) strips trailing newlines of the prompt; compare from the prompt's end onward.
+    EXPECT_EQ(got.substr(got.size() - (want.size() - text.size())), want.substr(text.size()))
+        << "prompt: " << text;
+  }
+}
+
+TEST(Cli, EvalReproducesDevPerplexity) {
+  int rc = 0;
+  const std::string out = RunCommand(kQsl + " eval --model " + kSrc + "/models/qsl-tiny-llama --text " +
+                                  kSrc + "/data/dev.txt 2>/dev/null",
+                              &rc);
+  ASSERT_EQ(rc, 0) << out;
+  double ppl = 0;
+  long long tokens = 0;
+  ASSERT_EQ(std::sscanf(out.c_str(), "perplexity %lf over %lld tokens", &ppl, &tokens), 2) << out;
+  const auto ref = Reference();
+  const double want = ref["perplexity_fp32"].get<double>();
+  std::printf("qsl eval: %.4f, transformers: %.4f\n", ppl, want);
+  EXPECT_NEAR(ppl, want, want * 1e-3);
+  EXPECT_EQ(tokens, ref["tokens"].get<long long>());
+}
+
+}  // namespace
+}  // namespace qsl
