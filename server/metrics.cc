@@ -77,13 +77,13 @@ class Metrics::Snapshot : public prometheus::Collectable {
         Single("qsl_preemptions_total", "Sequences preempted (recompute).", MetricType::Counter,
                s.preemptions),
     };
-    const DeviceStats d = devices_();
+    const DeviceStats d = devices_ ? devices_() : DeviceStats{};
     MetricFamily up = Family("qsl_card_up", "1 when the card is healthy, 0 when down.",
                              MetricType::Gauge);
     MetricFamily util = Family("qsl_card_utilization_ratio",
                                "MAC utilization of the card over the last scrape interval.",
                                MetricType::Gauge);
-    for (const CardStatus& c : d.cards) {
+    for (const CardReading& c : d.cards) {
       up.metric.push_back(Value(MetricType::Gauge, c.up ? 1.0 : 0.0, {{"card", c.name}}));
       util.metric.push_back(Value(MetricType::Gauge, c.utilization, {{"card", c.name}}));
     }

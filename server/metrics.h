@@ -23,14 +23,14 @@ class Family;
 
 namespace qsl::server {
 
-struct CardStatus {
+struct CardReading {
   std::string name;          // the `card` label: "sim:0", "xrt:1", "cpu"
   bool up = true;
   double utilization = 0.0;  // MAC utilization since the previous scrape, 0..1
 };
 
 struct DeviceStats {
-  std::vector<CardStatus> cards;
+  std::vector<CardReading> cards;
   int64_t failovers = 0;  // cumulative
 };
 
@@ -38,7 +38,8 @@ class Metrics {
  public:
   using Duration = std::chrono::steady_clock::duration;
 
-  // `engine_stats` and `device_stats` are called on every scrape, from the scraping thread.
+  // `engine_stats` and `device_stats` are called on every scrape, from the scraping thread;
+  // without `device_stats` (the CPU backend) no card series are exported.
   Metrics(std::function<EngineStats()> engine_stats, std::function<DeviceStats()> device_stats);
   ~Metrics();
 
