@@ -56,7 +56,18 @@ class OpenAiTarget final : public Target {
     RequestResult r;
     r.start = start;
     deadline_ = Clock::now() + options_.timeout;
-    r.error = Exchange(request, r);
+    // A kept-alive connection the server has meanwhile closed fails before any answer; like any
+    // HTTP client, reconnect and send once more (some servers, llama-server among them, close
+    // after every streamed response).
+    const bool reused = connected_;
+    bool answered = false;
+    r.error = Exchange(request, r, &answered);
+    if (!r.ok() && reused && !answered) {
+      Disconnect();
+      r = RequestResult{};
+      r.start = start;
+      r.error = Exchange(request, r, &answered);
+    }
     r.end = Clock::now();
     if (!r.ok()) Disconnect();
     return r;
@@ -105,7 +116,7 @@ class OpenAiTarget final : public Target {
     return body.dump();
   }
 
-  std::string Exchange(const LoadRequest& request, RequestResult& r) {
+  std::string Exchange(const LoadRequest& request, RequestResult& r, bool* answered) {
     if (std::string e = Connect(); !e.empty()) return e;
     http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
     req.set(http::field::host, endpoint_.host);
@@ -120,6 +131,7 @@ class OpenAiTarget final : public Target {
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // a stream has no end in advance
     ec = Await([&](auto h) { http::async_read_header(stream_, buffer_, parser, std::move(h)); });
     if (ec) return "read: " + ec.message();
+    *answered = true;
     const unsigned status = parser.get().result_int();
     std::string error_body;
     SseParser sse;
