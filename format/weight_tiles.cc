@@ -174,12 +174,19 @@ absl::StatusOr<PackedLinear> PackW4(const W4Weights& w, TileShape shape) {
   ForEachElement(*layout, k_end, [&](int64_t n, int64_t k, int64_t rec, int64_t e) {
     SetNibble(base + rec, e, k < w.k ? w.q4[n * w.k + k] : w.gzero[n * ng + k / w.group]);
   });
+  // A group longer than tile_k spans several tiles; each carries the group's metadata (group row
+  // j of tile kt is group (kt * tile_k) / group + j), so every tile record is self-contained.
+  const int64_t span = std::max<int64_t>(1, w.group / layout->tile_k);
   for (int64_t n = 0; n < w.n; ++n) {
     for (int64_t g = 0; g < ng; ++g) {
       auto [rec, j] = GroupSlot(*layout, n, g);
       const int64_t nn = n % layout->tile_n;
-      base[rec + ScaleOffset(*layout, j, nn)] = w.gscale[n * ng + g];
-      SetNibble(base + rec, ZeroNibble(*layout, j, nn), w.gzero[n * ng + g]);
+      const int64_t tiles = std::min(span, layout->k_tiles() - g * w.group / layout->tile_k);
+      for (int64_t i = 0; i < tiles; ++i) {
+        uint8_t* tile = base + rec + i * layout->tile_stride();
+        tile[ScaleOffset(*layout, j, nn)] = w.gscale[n * ng + g];
+        SetNibble(tile, ZeroNibble(*layout, j, nn), w.gzero[n * ng + g]);
+      }
     }
   }
   return p;

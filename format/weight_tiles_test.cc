@@ -111,6 +111,25 @@ TEST(Tiles, ValidateCatchesCorruptGroup) {
   EXPECT_FALSE(ValidateW4Groups(View(*p)).ok());
 }
 
+// A group longer than tile_k: every tile it spans carries its metadata (the doc's "group row j
+// of tile kt is group (kt * tile_k) / group + j"), so each tile record is self-contained.
+TEST(Tiles, LongGroupMetadataInEveryTile) {
+  std::mt19937 rng(6);
+  const W4Weights w = RandomW4(4, 40, 32, rng);  // tile_k 8: groups span 4 tiles, the last 1
+  auto p = PackW4(w, {8, 4});
+  ASSERT_TRUE(p.ok());
+  const TiledLayout& l = p->layout;
+  for (int64_t kt = 0; kt < l.k_tiles(); ++kt) {
+    const uint8_t* rec = p->tiles.data() + l.tile_offset(0, kt);
+    const int64_t g = kt * l.tile_k / l.group;
+    for (int64_t nn = 0; nn < 4; ++nn) {
+      EXPECT_EQ(rec[l.scale_offset() + nn], w.gscale[nn * 2 + g]) << kt << "," << nn;
+      const uint8_t zb = rec[l.zero_offset() + nn / 2];
+      EXPECT_EQ(nn % 2 == 0 ? (zb & 0x0f) : (zb >> 4), w.gzero[nn * 2 + g]) << kt << "," << nn;
+    }
+  }
+}
+
 TEST(Tiles, PaddedKExpandsToZero) {
   std::mt19937 rng(5);
   const W4Weights w = RandomW4(3, 10, 8, rng);  // k_pad 16, last group covers 8..15

@@ -1,0 +1,97 @@
+// The AVX-512 VNNI path (compiled with -mavx512f/bw/vl/vnni): one zmm lane per output column, a
+// 64-byte vector = 16 columns x 4 K of a tile, exactly the k4-interleaved layout, so vpdpbusd
+// reads the weight tile as stored.
+//
+// Exactness. vpdpbusd multiplies unsigned bytes by signed bytes and adds 4 products into an
+// int32 lane (no saturation; wraps mod 2^32).
+//  - W8: weights are signed, so each weight vector is flipped to unsigned, w ^ 0x80 = w + 128
+//    (w in [-127, 127] -> [1, 255]), and multiplied by the signed activations:
+//    sum a*(w + 128) = sum a*w + 128 * sum a. The second term is subtracted per row (Finish),
+//    with sum a over the whole padded row computed once per call. Every step wraps mod 2^32 and
+//    the true sum a*w fits int32, so the result is exact even where a*(w + 128) alone would not.
+//  - W4: nibbles q4 in [0, 15] are already unsigned; see FoldW4 in linear_simd.h for the group
+//    scale and zero.
+// GCC 12's AVX-512 headers start some conversions from _mm512_undefined_*() and then warn about
+// it when inlined (GCC bug 105593, fixed in GCC 13); the pragma must precede the header.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "accel/linear_simd.h"
+
+namespace qsl::kernel {
+namespace {
+
+struct Avx512 {
+  using Vec = __m512i;
+  using VecF = __m512;
+  static constexpr int kCols = 16;
+  static constexpr int kRows = 6;  // 6 rows x 4 vectors = 24 accumulators of the 32 registers
+  static constexpr int kVecs = 4;
+  static constexpr bool kW8Sums = true;
+
+  static __mmask16 Mask(int valid) { return static_cast<__mmask16>((1u << valid) - 1u); }
+
+  static Vec Zero() { return _mm512_setzero_si512(); }
+  static Vec Set1(int32_t v) { return _mm512_set1_epi32(v); }
+  static Vec Add(Vec a, Vec b) { return _mm512_add_epi32(a, b); }
+  static Vec Sub(Vec a, Vec b) { return _mm512_sub_epi32(a, b); }
+  static Vec Mul(Vec a, Vec b) { return _mm512_mullo_epi32(a, b); }
+  static Vec Load(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static Vec LoadBytes(const uint8_t* p) { return _mm512_loadu_si512(p); }
+  static void Store(int32_t* p, Vec v) { _mm512_storeu_si512(p, v); }
+  static Vec LoadMasked(const int32_t* p, int valid) {
+    return _mm512_maskz_loadu_epi32(Mask(valid), p);
+  }
+  static void StoreMasked(int32_t* p, Vec v, int valid) {
+    _mm512_mask_storeu_epi32(p, Mask(valid), v);
+  }
+
+  static Vec Broadcast(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, sizeof(v));
+    return _mm512_set1_epi32(v);
+  }
+  static Vec LoadW8(const uint8_t* p) {
+    return _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+  // 32 bytes of nibbles (byte b = elements 2b low, 2b + 1 high) -> 64 bytes 0..15 in element
+  // order: widen each byte to a word 0x00HL, then (w | w << 4) & 0x0f0f = 0x0H0L, i.e. bytes L, H.
+  static Vec LoadW4(const uint8_t* p) {
+    const Vec w = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_and_si512(_mm512_or_si512(w, _mm512_slli_epi16(w, 4)),
+                            _mm512_set1_epi16(0x0f0f));
+  }
+  static Vec DotW8(Vec acc, Vec w, Vec a) { return _mm512_dpbusd_epi32(acc, w, a); }
+  static Vec DotW4(Vec acc, Vec q, Vec a) { return _mm512_dpbusd_epi32(acc, q, a); }
+  // 16 uint8 group scales -> int32 lanes.
+  static Vec LoadU8(const uint8_t* p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  // 16 uint4 group zeros (8 bytes, low nibble = even column) -> int32 lanes.
+  static Vec LoadU4(const uint8_t* p) {
+    const __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    const __m128i b = _mm_and_si128(_mm_or_si128(w, _mm_slli_epi16(w, 4)), _mm_set1_epi16(0x0f0f));
+    return _mm512_cvtepu8_epi32(b);
+  }
+
+  static VecF Set1F(float v) { return _mm512_set1_ps(v); }
+  static VecF LoadF(const float* p, int valid) { return _mm512_maskz_loadu_ps(Mask(valid), p); }
+  static void StoreF(float* p, VecF v, int valid) { _mm512_mask_storeu_ps(p, Mask(valid), v); }
+  static VecF ToF(Vec v) { return _mm512_cvtepi32_ps(v); }
+  static Vec ToI32(VecF v) { return _mm512_cvtps_epi32(v); }
+  static VecF MulF(VecF a, VecF b) { return _mm512_mul_ps(a, b); }
+  static VecF AddF(VecF a, VecF b) { return _mm512_add_ps(a, b); }
+  static VecF MaxF(VecF a, VecF b) { return _mm512_max_ps(a, b); }
+  static VecF MinF(VecF a, VecF b) { return _mm512_min_ps(a, b); }
+  static VecF AbsF(VecF v) { return _mm512_abs_ps(v); }
+  static float ReduceMaxF(VecF v) { return _mm512_reduce_max_ps(v); }
+  static void StoreI8(int8_t* p, Vec v, int valid) {
+    _mm_mask_storeu_epi8(p, Mask(valid), _mm512_cvtepi32_epi8(v));
+  }
+};
+
+}  // namespace
+
+const Kernels kAvx512Kernels = MakeKernels<Avx512>();
+
+}  // namespace qsl::kernel

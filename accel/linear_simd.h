@@ -1,0 +1,308 @@
+// Internal: the SIMD kernels of the integer contract, written once over an ISA traits type `I`
+// and compiled in linear_avx2.cc and linear_avx512.cc with that file's flags. Everything here
+// has internal linkage (see linear_isa.h for why no code may be shared across those files).
+//
+// `I` provides, for a vector of I::kCols int32 lanes (one lane per output column):
+//   Broadcast(p)      the 4 activation bytes p[0..3] in every lane
+//   LoadW8(p)         I::kCols columns x 4 K of a W8 tile, in the form DotW8 wants
+//   LoadW4(p)         the same from W4 nibbles, expanded to bytes 0..15
+//   DotW8 / DotW4     acc + the 4-way int8 dot product of each lane
+//   kW8Sums           DotW8 adds 128 * (sum of the activations) that must be subtracted
+// and the int32 / fp32 helpers used by the folds and the epilogue.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "accel/linear_isa.h"
+
+namespace qsl::kernel {
+namespace {  // NOLINT: internal linkage on purpose, one copy per ISA file
+
+template <class I>
+using Vec = typename I::Vec;
+
+int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Bytes of one column's 4 consecutive K values in a tile: a k-quad row of a tile is tile_n
+// times that ("k4-interleaved", format/weight_tiles.h).
+template <bool kW4>
+constexpr int64_t kQuadBytes = kW4 ? 2 : 4;
+
+template <class I, int R, int V>
+void ZeroAll(Vec<I> (&acc)[R][V]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = I::Zero();
+  }
+}
+
+// tot[r][v] += s * (acc - z * sum[r]): the W4 segment fold. Within a segment every column has
+// one (scale s, zero z), so sum_k a*(q4 - z)*s = s*(sum_k a*q4 - z*sum_k a) exactly, and the card's
+// expansion (q4 - z)*s never has to be materialized. All int32 arithmetic here wraps mod 2^32;
+// the true result fits int32 (docs/numeric-contract.md, step 3), so the wrapped one equals it.
+template <class I, int R, int V>
+void FoldW4(Vec<I> (&acc)[R][V], const Weights& w, const uint8_t* tile, int64_t j, int64_t c0,
+            const int32_t* sums, int64_t sums_ld, int32_t* tot) {
+  Vec<I> s[V], z[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    const int64_t c = c0 + v * I::kCols;
+    s[v] = I::LoadU8(tile + w.scale_offset + j * w.tile_n + c);
+    z[v] = I::LoadU4(tile + w.zero_offset + j * (w.tile_n / 2) + c / 2);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const Vec<I> gs = I::Set1(sums[r * sums_ld]);
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      int32_t* t = tot + r * w.tile_n + v * I::kCols;
+      const Vec<I> d = I::Sub(acc[r][v], I::Mul(z[v], gs));
+      I::Store(t, I::Add(I::Load(t), I::Mul(s[v], d)));
+    }
+  }
+}
+
+template <class I, int R, int V>
+void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      int32_t* t = tot + r * ld + v * I::kCols;
+      I::Store(t, I::Add(I::Load(t), acc[r][v]));
+    }
+  }
+}
+
+// The register block: R rows x V vectors of columns [c0, c0 + V*kCols) of n-tile nt, over
+// k-tiles [kt0, kt1), added into tot (row stride tile_n, already offset to row t0, column c0).
+// Each weight vector is loaded (and for W4 expanded) once and used for R rows; each activation
+// quad is broadcast once and used for V vectors.
+template <class I, bool kW4, int R, int V>
+void Block(const Weights& w, const Activations& a, int64_t nt, int64_t kt0, int64_t kt1,
+           int64_t t0, int64_t c0, int32_t* tot) {
+  constexpr int64_t qb = kQuadBytes<kW4>;
+  const int64_t quad_stride = w.tile_n * qb;
+  const int64_t quads = w.tile_k / 4;
+  const int64_t seg_quads = SegmentLength(w) / 4;
+  const int64_t segs_per_tile = quads / seg_quads;
+  Vec<I> acc[R][V];
+  ZeroAll<I>(acc);
+  for (int64_t kt = kt0; kt < kt1; ++kt) {
+    const uint8_t* tile = w.tiles + (nt * w.k_tiles + kt) * w.tile_stride;
+    const uint8_t* wp = tile + c0 * qb;
+    const int8_t* ap = a.q + t0 * a.lda + kt * w.tile_k;
+    for (int64_t j = 0; j < segs_per_tile; ++j) {
+      for (int64_t q = j * seg_quads; q < (j + 1) * seg_quads; ++q) {
+        Vec<I> wv[V];
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) {
+          const uint8_t* p = wp + q * quad_stride + v * I::kCols * qb;
+          wv[v] = kW4 ? I::LoadW4(p) : I::LoadW8(p);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const Vec<I> ab = I::Broadcast(ap + r * a.lda + 4 * q);
+#pragma GCC unroll 4
+          for (int v = 0; v < V; ++v) {
+            acc[r][v] = kW4 ? I::DotW4(acc[r][v], wv[v], ab) : I::DotW8(acc[r][v], wv[v], ab);
+          }
+        }
+      }
+      if constexpr (kW4) {
+        const int64_t seg = kt * segs_per_tile + j;
+        FoldW4<I>(acc, w, tile, j, c0, a.sums + t0 * a.sums_ld + seg, a.sums_ld, tot);
+        ZeroAll<I>(acc);
+      }
+    }
+  }
+  if constexpr (!kW4) AddTo<I>(acc, w.tile_n, tot);
+}
+
+using BlockFn = void (*)(const Weights&, const Activations&, int64_t, int64_t, int64_t, int64_t,
+                         int64_t, int32_t*);
+
+template <class I, bool kW4, int R, int V = 1>
+BlockFn PickVecs(int v) {
+  if constexpr (V > I::kVecs) {
+    return nullptr;
+  } else {
+    return v == V ? &Block<I, kW4, R, V> : PickVecs<I, kW4, R, V + 1>(v);
+  }
+}
+
+template <class I, bool kW4, int R = 1>
+BlockFn PickBlock(int r, int v) {
+  if constexpr (R > I::kRows) {
+    return nullptr;
+  } else {
+    return r == R ? PickVecs<I, kW4, R>(v) : PickBlock<I, kW4, R + 1>(r, v);
+  }
+}
+
+// fp32 epilogue of one vector of columns [n0, n0 + valid): left to right, no FMA (the project
+// builds with -ffp-contract=off), as the scalar reference computes it.
+template <class I>
+typename I::VecF EpilogueVec(const Weights& w, Vec<I> acc, int64_t n0, int valid,
+                             float a_scale) {
+  typename I::VecF y = I::MulF(I::ToF(acc), I::LoadF(w.scale + n0, valid));
+  y = I::MulF(y, I::Set1F(a_scale));
+  if (w.bias != nullptr) y = I::AddF(y, I::LoadF(w.bias + n0, valid));
+  return y;
+}
+
+// Rows [t0, t1) of n-tile nt from the block totals: undo the W8 weight bias, then store the
+// int32 accumulators or run the epilogue; columns at or past n (tile padding) are not written.
+template <class I>
+void Finish(const Weights& w, const Activations& a, const Output& out, int64_t nt, int64_t t0,
+            int64_t t1, const int32_t* tot) {
+  const bool unbias = I::kW8Sums && w.group == 0;
+  for (int64_t t = t0; t < t1; ++t) {
+    const Vec<I> bias = I::Set1(unbias ? static_cast<int32_t>(static_cast<uint32_t>(
+                                             a.sums[t * a.sums_ld]) * 128u)
+                                       : 0);
+    for (int64_t c = 0; c < w.tile_n; c += I::kCols) {
+      const int64_t n0 = nt * w.tile_n + c;
+      if (n0 >= w.n) break;
+      const int valid = static_cast<int>(Min(I::kCols, w.n - n0));
+      const Vec<I> v = I::Sub(I::Load(tot + (t - t0) * w.tile_n + c), bias);
+      if (out.y != nullptr) {
+        I::StoreF(out.y + t * out.ldy + n0, EpilogueVec<I>(w, v, n0, valid, a.scale[t]), valid);
+      } else {
+        I::StoreMasked(out.acc + t * out.ldacc + n0, v, valid);
+      }
+    }
+  }
+}
+
+template <class I>
+void Linear(const Weights& w, const Activations& a, const Output& out, int64_t nt0, int64_t nt1,
+            int64_t t0, int64_t t1, int64_t kt_block, int32_t* scratch) {
+  const bool w4 = w.group != 0;
+  const int64_t rows = t1 - t0;
+  const int64_t cols_per_chunk = I::kVecs * I::kCols;
+  for (int64_t nt = nt0; nt < nt1; ++nt) {
+    std::memset(scratch, 0, static_cast<size_t>(rows * w.tile_n) * sizeof(int32_t));
+    for (int64_t kb = 0; kb < w.k_tiles; kb += kt_block) {
+      const int64_t ke = Min(kb + kt_block, w.k_tiles);
+      for (int64_t r0 = t0; r0 < t1; r0 += I::kRows) {
+        const int r = static_cast<int>(Min(I::kRows, t1 - r0));
+        for (int64_t c0 = 0; c0 < w.tile_n; c0 += cols_per_chunk) {
+          const int v = static_cast<int>(Min(cols_per_chunk, w.tile_n - c0) / I::kCols);
+          const BlockFn fn = w4 ? PickBlock<I, true>(r, v) : PickBlock<I, false>(r, v);
+          fn(w, a, nt, kb, ke, r0, c0, scratch + (r0 - t0) * w.tile_n + c0);
+        }
+      }
+    }
+    Finish<I>(w, a, out, nt, t0, t1, scratch);
+  }
+}
+
+// Sums of each row over consecutive segments of `seg` values (lda is a multiple of seg).
+// Plain loops: the compiler vectorizes them with this file's flags, and they cost m * lda adds
+// against the m * n * lda multiply-accumulates of the call.
+void RowSums(const int8_t* q, int64_t m, int64_t lda, int64_t seg, int32_t* sums) {
+  const int64_t segs = lda / seg;
+  for (int64_t t = 0; t < m; ++t) {
+    for (int64_t s = 0; s < segs; ++s) {
+      const int8_t* p = q + t * lda + s * seg;
+      int32_t sum = 0;
+      for (int64_t i = 0; i < seg; ++i) sum += p[i];
+      sums[t * segs + s] = sum;
+    }
+  }
+}
+
+// Per-token int8 quantization, bit for bit as scalar::QuantizeActivations: the same fp32
+// max / divide / multiply, and cvtps2dq rounds half to even in the default MXCSR mode as
+// nearbyint does. Clamping in fp32 before the conversion keeps out-of-range values (only
+// possible for non-finite input) from turning into the conversion's 0x80000000.
+template <class I>
+void Quantize(const float* x, int64_t m, int64_t k, int64_t ldx, int64_t k_pad, int8_t* q,
+              float* scale) {
+  constexpr int kC = I::kCols;
+  for (int64_t t = 0; t < m; ++t) {
+    const float* row = x + t * ldx;
+    int8_t* out = q + t * k_pad;
+    typename I::VecF vmax = I::Set1F(0.0f);
+    for (int64_t i = 0; i < k; i += kC) {
+      // max(|x|, running max): a NaN lane keeps the running max, as std::max(amax, |x|) does.
+      vmax = I::MaxF(I::AbsF(I::LoadF(row + i, static_cast<int>(Min(kC, k - i)))), vmax);
+    }
+    const float amax = I::ReduceMaxF(vmax);
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    scale[t] = amax / 127.0f;
+    const typename I::VecF vinv = I::Set1F(inv), lo = I::Set1F(-127.0f), hi = I::Set1F(127.0f);
+    for (int64_t i = 0; i < k; i += kC) {
+      const int valid = static_cast<int>(Min(kC, k - i));
+      const typename I::VecF v = I::MulF(I::LoadF(row + i, valid), vinv);
+      I::StoreI8(out + i, I::ToI32(I::MinF(I::MaxF(v, lo), hi)), valid);
+    }
+    std::memset(out + k, 0, static_cast<size_t>(k_pad - k));
+  }
+}
+
+template <class I>
+void Epilogue(const Weights& w, const int32_t* acc, int64_t ldacc, const float* a_scale,
+              int64_t m, float* y, int64_t ldy) {
+  for (int64_t t = 0; t < m; ++t) {
+    for (int64_t n0 = 0; n0 < w.n; n0 += I::kCols) {
+      const int valid = static_cast<int>(Min(I::kCols, w.n - n0));
+      const Vec<I> v = I::LoadMasked(acc + t * ldacc + n0, valid);
+      I::StoreF(y + t * ldy + n0, EpilogueVec<I>(w, v, n0, valid, a_scale[t]), valid);
+    }
+  }
+}
+
+// Register-only loop of the W8 dot-product step over 12 independent accumulators: the most
+// int8 multiply-accumulates per second one core can do on this path. The empty asm makes the
+// operands opaque, so no part of the step is hoisted out of the loop.
+template <class I>
+int64_t DotPeak(int64_t iters) {
+  constexpr int kAcc = 12;
+  Vec<I> acc[kAcc];
+  for (auto& x : acc) x = I::Zero();
+  int8_t bytes[4] = {3, -5, 7, -9};
+  Vec<I> wv = I::Broadcast(bytes), ab = I::Broadcast(bytes);
+  for (int64_t i = 0; i < iters; ++i) {
+    __asm__ volatile("" : "+v"(wv), "+v"(ab));
+#pragma GCC unroll 12
+    for (int j = 0; j < kAcc; ++j) acc[j] = I::DotW8(acc[j], wv, ab);
+  }
+  Vec<I> sum = acc[0];
+  for (int j = 1; j < kAcc; ++j) sum = I::Add(sum, acc[j]);
+  int32_t lanes[I::kCols];
+  I::Store(lanes, sum);
+  volatile int32_t sink = lanes[0];
+  (void)sink;
+  return iters * kAcc * I::kCols * 4;
+}
+
+// Streaming read of `bytes` (a multiple of 4 vectors) with four independent adds in flight.
+template <class I>
+uint64_t StreamRead(const uint8_t* p, int64_t bytes) {
+  constexpr int64_t kStep = 4 * sizeof(Vec<I>);
+  Vec<I> s0 = I::Zero(), s1 = I::Zero(), s2 = I::Zero(), s3 = I::Zero();
+  for (int64_t i = 0; i + kStep <= bytes; i += kStep) {
+    s0 = I::Add(s0, I::LoadBytes(p + i));
+    s1 = I::Add(s1, I::LoadBytes(p + i + sizeof(Vec<I>)));
+    s2 = I::Add(s2, I::LoadBytes(p + i + 2 * sizeof(Vec<I>)));
+    s3 = I::Add(s3, I::LoadBytes(p + i + 3 * sizeof(Vec<I>)));
+  }
+  int32_t lanes[I::kCols];
+  I::Store(lanes, I::Add(I::Add(s0, s1), I::Add(s2, s3)));
+  uint64_t sum = 0;
+  for (int32_t v : lanes) sum += static_cast<uint32_t>(v);
+  return sum;
+}
+
+template <class I>
+constexpr Kernels MakeKernels() {
+  return Kernels{I::kCols,     I::kRows,          I::kW8Sums, &RowSums,       &Linear<I>,
+                 &Quantize<I>, &Epilogue<I>,      &DotPeak<I>, &StreamRead<I>};
+}
+
+}  // namespace
+}  // namespace qsl::kernel
