@@ -93,6 +93,7 @@ class OpenAiTarget final : public Target {
     if (ec) return "resolve: " + ec.message();
     ec = Await([&](auto h) { stream_.async_connect(addresses, std::move(h)); });
     if (ec) return "connect: " + ec.message();
+    stream_.socket().set_option(tcp::no_delay(true), ec);  // the request goes out at once
     connected_ = true;
     return "";
   }

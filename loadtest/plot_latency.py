@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Plots qsl-loadtest JSON results: output tokens/s, TTFT p50/p99 and TPOT p50 against load, one
 line per run (label), so qsl and a peer (llama-server, ...) can be compared on one figure.
 
@@ -27,7 +27,17 @@ def main():
     ap.add_argument("results", nargs="+", help="qsl-loadtest --json files")
     ap.add_argument("-o", "--output", default="latency.png", help="PNG to write")
     args = ap.parse_args()
-    runs = [load(p) for p in args.results]
+    # Files with the same label (one per level, as loadtest/peer_compare.sh writes) form one line.
+    runs, by_label = [], {}
+    for p in args.results:
+        run = load(p)
+        key = run.get("label") or p
+        if key in by_label:
+            by_label[key]["levels"] += run["levels"]
+        else:
+            run["label"] = key
+            by_label[key] = run
+            runs.append(run)
 
     panels = [
         ("output tokens/s", lambda l: l["output_throughput"]),
@@ -35,8 +45,8 @@ def main():
         ("TPOT p50 (ms)", lambda l: l["tpot_ms"]["p50"]),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
-    for run, path in zip(runs, args.results):
-        label = run.get("label") or path
+    for run in runs:
+        label = run["label"]
         levels = sorted(run["levels"], key=lambda l: l["value"])
         x = [l["value"] for l in levels]
         for ax, (title, value) in zip(axes, panels):

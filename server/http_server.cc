@@ -502,6 +502,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       });
       return;
     }
+    // SSE sends small writes back to back; with Nagle's algorithm each waits for the previous
+    // one's ACK, which the client delays by up to 40 ms.
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     const bool over = ++state_->open > state_->options.max_connections;
     auto c = std::make_shared<Connection>(std::move(socket), state_);
     net::post(c->executor(), [c, over] { c->Start(over); });
