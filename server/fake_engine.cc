@@ -108,6 +108,13 @@ size_t FakeEngine::live_requests() const {
   return live_.size();
 }
 
+std::string FakeEngine::ExpectedText(int32_t choice, int32_t tokens) const {
+  const GenerationRequest r = last_request();
+  std::string text;
+  for (int32_t i = 0; i < tokens; ++i) text += TokenText(*tokenizer_, TokenAt(r, choice, i));
+  return text;
+}
+
 const GenerationRequest& FakeEngine::last_request() const {
   std::lock_guard<std::mutex> lock(mu_);
   return last_;

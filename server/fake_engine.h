@@ -38,6 +38,8 @@ class FakeEngine final : public Engine {
 
   // The id the fake generates at `step` of a choice (what tests compare against).
   static int32_t TokenAt(const GenerationRequest& r, int32_t choice, int32_t step);
+  // The text of the first `tokens` tokens of `choice` of the last request submitted.
+  std::string ExpectedText(int32_t choice, int32_t tokens) const;
 
   size_t live_requests() const;
   int64_t cancelled_requests() const { return cancelled_; }

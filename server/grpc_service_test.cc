@@ -17,16 +17,8 @@ namespace qsl::server {
 namespace {
 
 namespace v1 = qsl::v1;
+using testing::Eventually;
 using namespace std::chrono_literals;
-
-template <typename F>
-bool Eventually(F done) {
-  for (int i = 0; i < 400; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
 
 class GrpcTest : public ::testing::Test {
  protected:
@@ -60,15 +52,6 @@ class GrpcTest : public ::testing::Test {
     return r;
   }
 
-  std::string ExpectedText(int32_t choice, int32_t tokens) const {
-    std::string text;
-    for (int32_t i = 0; i < tokens; ++i) {
-      text += TokenText(engine_->tokenizer(),
-                        FakeEngine::TokenAt(engine_->last_request(), choice, i));
-    }
-    return text;
-  }
-
   std::unique_ptr<FakeEngine> engine_;
   std::unique_ptr<Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -89,7 +72,7 @@ TEST_F(GrpcTest, UnaryGenerate) {
   EXPECT_EQ(res.model(), "tiny");
   ASSERT_EQ(res.choices_size(), 2);
   EXPECT_EQ(res.choices(1).index(), 1);
-  EXPECT_EQ(res.choices(1).text(), ExpectedText(1, 4));
+  EXPECT_EQ(res.choices(1).text(), engine_->ExpectedText(1, 4));
   EXPECT_EQ(res.choices(0).token_ids_size(), 4);
   EXPECT_EQ(res.choices(0).logprobs_size(), 4);
   EXPECT_EQ(res.choices(0).finish_reason(), v1::FINISH_REASON_LENGTH);
@@ -114,7 +97,7 @@ TEST_F(GrpcTest, StreamDeliversDeltasThenUsage) {
     if (msg.has_usage()) completion_tokens = msg.usage().completion_tokens();
   }
   ASSERT_TRUE(reader->Finish().ok());
-  EXPECT_EQ(text, ExpectedText(0, 5));
+  EXPECT_EQ(text, engine_->ExpectedText(0, 5));
   EXPECT_EQ(finish, v1::FINISH_REASON_LENGTH);
   EXPECT_EQ(completion_tokens, 5);
 }

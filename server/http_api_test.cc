@@ -19,19 +19,10 @@ namespace {
 using nlohmann::json;
 using testing::Response;
 using testing::SseData;
+using testing::Eventually;
 using testing::TestClient;
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
-
-// Polls `done` until it holds or two seconds pass.
-template <typename F>
-bool Eventually(F done) {
-  for (int i = 0; i < 400; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
 
 class HttpApiTest : public ::testing::Test {
  protected:
@@ -63,16 +54,6 @@ class HttpApiTest : public ::testing::Test {
   Response Post(const json& body, std::vector<std::pair<std::string, std::string>> headers = {}) {
     TestClient c(port());
     return c.Fetch(http::verb::post, "/v1/completions", body.dump(), headers);
-  }
-
-  // What the fake generates for the last request, choice `choice`.
-  std::string ExpectedText(int32_t choice, int32_t tokens) const {
-    std::string text;
-    for (int32_t i = 0; i < tokens; ++i) {
-      text += TokenText(engine_->tokenizer(),
-                        FakeEngine::TokenAt(engine_->last_request(), choice, i));
-    }
-    return text;
   }
 
   static void ExpectError(const Response& r, unsigned status, const std::string& param = "") {
@@ -109,7 +90,7 @@ TEST_F(HttpApiTest, CompletionIsOpenAisObject) {
   EXPECT_EQ(j["system_fingerprint"], "fp_test");
   EXPECT_EQ(std::string(r["x-request-id"]), j["id"].get<std::string>());
   ASSERT_EQ(j["choices"].size(), 1u);
-  EXPECT_EQ(j["choices"][0]["text"], ExpectedText(0, 5));
+  EXPECT_EQ(j["choices"][0]["text"], engine_->ExpectedText(0, 5));
   EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
   const auto prompt_ids = engine_->tokenizer().Encode("Hello there", true);
   EXPECT_EQ(engine_->last_request().prompt, prompt_ids);
@@ -127,7 +108,7 @@ TEST_F(HttpApiTest, BatchedPromptsAndNNumberChoicesLikeOpenAi) {
   ASSERT_EQ(j["choices"].size(), 4u);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(j["choices"][i]["index"], i);
   EXPECT_EQ(j["usage"]["completion_tokens"], 8);
-  EXPECT_EQ(j["choices"][3]["text"], ExpectedText(1, 2));  // last prompt ("b"), choice 1
+  EXPECT_EQ(j["choices"][3]["text"], engine_->ExpectedText(1, 2));  // last prompt ("b"), choice 1
 }
 
 TEST_F(HttpApiTest, TokenIdPromptsAreUsedAsGiven) {
@@ -160,7 +141,7 @@ TEST_F(HttpApiTest, StreamIsSseChunksEndingInDone) {
   json last = json::parse(events[events.size() - 2]);
   EXPECT_TRUE(last["choices"].empty());
   EXPECT_EQ(last["usage"]["completion_tokens"], 4);
-  EXPECT_EQ(text, ExpectedText(0, 4));
+  EXPECT_EQ(text, engine_->ExpectedText(0, 4));
   json final_choice = json::parse(events[events.size() - 3])["choices"][0];
   EXPECT_EQ(final_choice["finish_reason"], "length");
 }
@@ -170,7 +151,7 @@ TEST_F(HttpApiTest, EchoWithLogprobsPrependsThePromptAndItsTokens) {
   Response r = Post({{"prompt", "Hello"}, {"max_tokens", 2}, {"echo", true}, {"logprobs", 2}});
   ASSERT_EQ(r.result_int(), 200) << r.body();
   json choice = json::parse(r.body())["choices"][0];
-  EXPECT_EQ(choice["text"], "Hello" + ExpectedText(0, 2));
+  EXPECT_EQ(choice["text"], "Hello" + engine_->ExpectedText(0, 2));
   const size_t prompt_len = engine_->tokenizer().Encode("Hello", true).size();
   json lp = choice["logprobs"];
   ASSERT_EQ(lp["tokens"].size(), prompt_len + 2);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -126,6 +127,16 @@ class TestClient {
   std::chrono::milliseconds deadline_;
   beast::error_code ec_;
 };
+
+// Polls `done` until it holds or two seconds pass.
+template <typename F>
+bool Eventually(F done) {
+  for (int i = 0; i < 400; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
 
 // The `data:` payloads of an SSE body, in order.
 inline std::vector<std::string> SseData(const std::string& body) {
