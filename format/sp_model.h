@@ -17,7 +17,9 @@ namespace qsl::internal {
 class SpModel {
  public:
   // Loads a serialized ModelProto; on failure returns null and sets *error. The module is looked
-  // up in $QSL_SENTENCEPIECE_MODULE, beside the running executable, then in the build tree.
+  // up in $QSL_SENTENCEPIECE_MODULE, beside the running executable, in ../lib/qsl/ from it (an
+  // install: /usr/local/bin/qsl and /usr/local/lib/qsl/libqsl_sentencepiece.so), then in the
+  // build tree.
   static std::unique_ptr<SpModel> Load(const std::string& bytes, std::string* error);
   virtual ~SpModel() = default;
 

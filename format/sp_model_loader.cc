@@ -29,6 +29,7 @@ LoadFn OpenModule(std::string* error) {
     std::vector<std::string> candidates;
     if (const char* env = std::getenv("QSL_SENTENCEPIECE_MODULE")) candidates.push_back(env);
     candidates.push_back(ExecutableDir() + "/libqsl_sentencepiece.so");
+    candidates.push_back(ExecutableDir() + "/../lib/qsl/libqsl_sentencepiece.so");  // installed
     candidates.push_back(QSL_SENTENCEPIECE_MODULE);
     for (const std::string& path : candidates) {
       void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
