@@ -3,7 +3,7 @@
 // finishes, then the process exits 0.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { httpRequest, rawExchange, startServer } from './lib.mjs';
+import { eventually, httpRequest, metric, rawExchange, startServer } from './lib.mjs';
 
 let srv;
 
@@ -74,10 +74,17 @@ test('a body that stops short is cut off', async () => {
   await stillServing();
 });
 
-test('abrupt disconnects mid-request and mid-stream leave the server serving', async () => {
+test('abrupt disconnects cancel their requests and leave the server serving', async () => {
+  const cancelled = 'qsl_request_finished_total{finish_reason="cancelled"}';
+  const before = await metric(srv.http, cancelled);
+  const long = { prompt: 'Tell', max_tokens: 900, ignore_eos: true };
   await rawExchange(srv.port, completion(json({ prompt: 'x', max_tokens: 50 })).subarray(0, 40), { timeoutMs: 50 });
-  await rawExchange(srv.port, completion(json({ prompt: 'Tell', max_tokens: 200, stream: true })), { timeoutMs: 300 });
-  await rawExchange(srv.port, completion(json({ prompt: 'Tell', max_tokens: 200 })), { timeoutMs: 100 });
+  await rawExchange(srv.port, completion(json({ ...long, stream: true })), { timeoutMs: 300 });
+  await rawExchange(srv.port, completion(json(long)), { timeoutMs: 100 });
+  // Both generations were cut short by their clients and nothing is left running.
+  assert.ok(await eventually(async () => (await metric(srv.http, cancelled)) >= before + 2 &&
+                                         (await metric(srv.http, 'qsl_requests_running')) === 0),
+            'disconnected requests were not cancelled');
   await stillServing();
   const ok = await rawExchange(srv.port, completion(json({ prompt: 'x', max_tokens: 2 })));
   assert.equal(ok.status, 200);
