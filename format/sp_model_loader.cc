@@ -12,6 +12,15 @@ namespace {
 
 using LoadFn = SpModel* (*)(const std::string*, std::string*);
 
+// AddressSanitizer refuses RTLD_DEEPBIND (google/sanitizers#611). Without it the module still
+// works in processes without libprotobuf (sanitized format tests, fuzzers); with libprotobuf
+// loaded (the server), sentencepiece would bind to the wrong protobuf, so those need a plain build.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kDeepBind = 0;
+#else
+constexpr int kDeepBind = RTLD_DEEPBIND;
+#endif
+
 std::string ExecutableDir() {
   char buf[4096];
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
@@ -32,7 +41,7 @@ LoadFn OpenModule(std::string* error) {
     candidates.push_back(ExecutableDir() + "/../lib/qsl/libqsl_sentencepiece.so");  // installed
     candidates.push_back(QSL_SENTENCEPIECE_MODULE);
     for (const std::string& path : candidates) {
-      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | kDeepBind);
       if (handle == nullptr) {
         failure += std::string(failure.empty() ? "" : "; ") + dlerror();
         continue;
