@@ -19,6 +19,7 @@ struct ServeOptions {
   server::ServerOptions server;
   std::string served_model_name;
   double read_timeout_s = 30, idle_timeout_s = 60, write_timeout_s = 30, drain_timeout_s = 30;
+  bool no_chunked_prefill = false, no_prefix_caching = false;
 };
 
 std::chrono::milliseconds Millis(double seconds) {
@@ -42,6 +43,8 @@ int64_t UnixSeconds() {
 
 absl::Status Run(ServeOptions o) {
   server::ServerOptions& s = o.server;
+  o.engine.chunked_prefill = !o.no_chunked_prefill;
+  o.engine.prefix_caching = !o.no_prefix_caching;
   s.api.served_model_name =
       o.served_model_name.empty() ? DefaultModelName(o.engine.model) : o.served_model_name;
   s.http.read_timeout = Millis(o.read_timeout_s);
@@ -96,6 +99,16 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   opt("--max-queue", o->engine.max_queue, "waiting requests at most (429 beyond)")
       ->capture_default_str();
+  opt("--max-num-batched-tokens", o->engine.max_num_batched_tokens, "tokens per forward step")
+      ->capture_default_str();
+  opt("--max-model-len", o->engine.max_model_len, "prompt + max_tokens limit (0: the model's)")
+      ->capture_default_str();
+  opt("--kv-cache-dtype", o->engine.kv_dtype, "fp16, int8 or fp32")->capture_default_str();
+  opt("--block-size", o->engine.block_size, "tokens per KV block")->capture_default_str();
+  cmd->add_flag("--no-chunked-prefill", o->no_chunked_prefill, "prefill each prompt in one step")
+      ->envname("QSL_NO_CHUNKED_PREFILL");
+  cmd->add_flag("--no-prefix-caching", o->no_prefix_caching, "do not reuse cached prompt blocks")
+      ->envname("QSL_NO_PREFIX_CACHING");
   opt("--served-model-name", o->served_model_name, "model name clients use (default: file name)");
   opt("--host", o->server.http.host, "address to listen on")->capture_default_str();
   opt("--port", o->server.http.port, "HTTP port (0 = any free port)")->capture_default_str();
