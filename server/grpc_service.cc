@@ -186,6 +186,7 @@ class CompletionsService::UnaryCall : public grpc::ServerUnaryReactor {
     boost::asio::post(core_->strand, [this, &service, admitted, request, response,
                                       core = core_] {
       absl::Status s = admitted;
+      if (s.ok() && core->cancelled) s = absl::CancelledError("cancelled before it started");
       if (s.ok()) s = service.StartGeneration(*request, *core, Sink(response));
       if (!s.ok()) core->Finish(this, ToGrpcStatus(s));
     });
@@ -224,6 +225,7 @@ class CompletionsService::StreamCall
     absl::Status admitted = service.Admit(context, request->model());
     boost::asio::post(core_->strand, [this, &service, admitted, request, core = core_] {
       absl::Status s = admitted;
+      if (s.ok() && core->cancelled) s = absl::CancelledError("cancelled before it started");
       if (s.ok()) s = service.StartGeneration(*request, *core, Sink());
       if (!s.ok()) core->Finish(this, ToGrpcStatus(s));
     });
