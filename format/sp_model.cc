@@ -1,4 +1,6 @@
-// The only file that includes sentencepiece_processor.h (see sp_model.h for why).
+// The sentencepiece module (libqsl_sentencepiece.so): the only file that includes
+// sentencepiece_processor.h, built as a plugin that sp_model_loader.cc opens privately (see
+// sp_model.h for why).
 #include "format/sp_model.h"
 
 #include <sentencepiece_processor.h>
@@ -31,14 +33,16 @@ class SpModelImpl final : public SpModel {
 
 }  // namespace
 
-std::unique_ptr<SpModel> SpModel::Load(const std::string& bytes, std::string* error) {
-  auto m = std::make_unique<SpModelImpl>();
-  const auto status = m->sp.LoadFromSerializedProto(bytes);
+}  // namespace qsl::internal
+
+// The module's one entry point (looked up by name); the caller owns the result.
+extern "C" __attribute__((visibility("default"))) qsl::internal::SpModel* qsl_sp_model_load(
+    const std::string* bytes, std::string* error) {
+  auto m = std::make_unique<qsl::internal::SpModelImpl>();
+  const auto status = m->sp.LoadFromSerializedProto(*bytes);
   if (!status.ok()) {
     *error = status.ToString();
     return nullptr;
   }
-  return m;
+  return m.release();
 }
-
-}  // namespace qsl::internal

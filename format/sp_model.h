@@ -1,6 +1,10 @@
 // Internal: a thin wrapper over libsentencepiece that uses only standard types. Debian's
 // sentencepiece header declares `absl::string_view` as an alias of std::string_view, which
 // collides with Debian's abseil (where it is a class), so the two never meet in one file.
+// Debian's libsentencepiece.so also embeds and exports its own protobuf-lite 3.14, which clashes
+// with libprotobuf 3.21 (gRPC) in one process: whichever loads first breaks the other. So the
+// wrapper is a module (libqsl_sentencepiece.so) opened with RTLD_LOCAL | RTLD_DEEPBIND, which
+// keeps sentencepiece's protobuf symbols to itself.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +16,10 @@ namespace qsl::internal {
 
 class SpModel {
  public:
-  // Loads a serialized ModelProto; on failure returns null and sets *error.
+  // Loads a serialized ModelProto; on failure returns null and sets *error. The module is looked
+  // up in $QSL_SENTENCEPIECE_MODULE, beside the running executable, in ../lib/qsl/ from it (an
+  // install: /usr/local/bin/qsl and /usr/local/lib/qsl/libqsl_sentencepiece.so), then in the
+  // build tree.
   static std::unique_ptr<SpModel> Load(const std::string& bytes, std::string* error);
   virtual ~SpModel() = default;
 
