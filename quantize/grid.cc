@@ -193,7 +193,7 @@ W4Weights RtnW4(std::span<const float> w, int64_t n, int64_t k, int32_t group,
   out.scale.resize(static_cast<size_t>(n));
   std::vector<float> u;
   std::vector<W4Group> groups(static_cast<size_t>(ng));
-  const ErrorMetric diagonal = getenv("XFULL") ? metric : metric.Diagonal();
+  const ErrorMetric diagonal = metric.Diagonal();
   for (int64_t r = 0; r < n; ++r) {
     const std::span<const float> row =
         w.subspan(static_cast<size_t>(r * k), static_cast<size_t>(k));

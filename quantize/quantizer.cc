@@ -323,21 +323,24 @@ void Quantizer::Fold(LayerWeights& w, Site site, std::span<const float> s) {
 
 absl::Status Quantizer::SmoothAndSearch(int64_t l, LayerWeights& w) {
   json log = {{"layer", l}};
-  for (int site = 0; site < kNumSites; ++site) {
-    const Site st = static_cast<Site>(site);
+  // A site produced by a linear of this layer (attn_out by v_proj's rows, mlp_act by up_proj's)
+  // goes first, so that the site reading that linear's input searches its final weights.
+  for (const Site st : {kAttnOut, kAttnIn, kMlpAct, kMlpIn}) {
     if (o_.smooth_alpha) {
-      std::vector<float> wmax(static_cast<size_t>(stats_[site].k), 0.0f);
-      for (const AwqWeight& cw : Consumers(w, st)) ColumnAbsMax(cw.w, stats_[site].k, wmax);
-      Fold(w, st, SmoothScales(stats_[site].amax, wmax, *o_.smooth_alpha, TieOf(st)));
+      std::vector<float> wmax(static_cast<size_t>(stats_[st].k), 0.0f);
+      for (const AwqWeight& cw : Consumers(w, st)) ColumnAbsMax(cw.w, stats_[st].k, wmax);
+      Fold(w, st, SmoothScales(stats_[st].amax, wmax, *o_.smooth_alpha, TieOf(st)));
     }
     if (o_.method == QuantMethod::kAwq) {
-      const SiteStats& ss = stats_[site];
+      const SiteStats& ss = stats_[st];
       const std::vector<float> mean_abs = ss.Mean(ss.sum_abs);
-      AwqProblem p{ss.samples, ss.sample_rows, ss.k, mean_abs, getenv("XSH") ? Metric(st) : Metric(st).Diagonal(), Consumers(w, st),
-                   TieOf(st)};
+      // The search fits W4 grids with the diagonal of the metric: the full blocks would
+      // multiply its cost by the group size for no measured gain (docs/quality.md).
+      const AwqProblem p{ss.samples, ss.sample_rows, ss.k,       mean_abs,
+                         Metric(st).Diagonal(), Consumers(w, st), TieOf(st)};
       const AwqResult r = AwqSearch(p, Format(o_.scheme));
-      log[kSiteNames[site]] = {{"awq_alpha", r.alpha}, {"loss", r.loss}, {"rtn_loss", r.base_loss}};
-      if (!getenv("XNOSCALE")) Fold(w, st, r.scales);
+      log[kSiteNames[st]] = {{"awq_alpha", r.alpha}, {"loss", r.loss}, {"rtn_loss", r.base_loss}};
+      Fold(w, st, r.scales);
     }
   }
   if (o_.method == QuantMethod::kAwq) {
@@ -369,6 +372,10 @@ absl::StatusOr<LayerWeights> Quantizer::QuantizeLayer(int64_t l, const LayerWeig
       solvers[site].emplace(std::move(*solver));
     }
   }
+  std::array<ErrorMetric, kNumSites> metrics;  // AWQ's clipping criterion; RTN fits unweighted
+  if (o_.method == QuantMethod::kAwq) {
+    for (int site = 0; site < kNumSites; ++site) metrics[site] = Metric(static_cast<Site>(site));
+  }
   LayerWeights q;
   q.attn_norm = w.attn_norm;
   q.mlp_norm = w.mlp_norm;
@@ -383,9 +390,7 @@ absl::StatusOr<LayerWeights> Quantizer::QuantizeLayer(int64_t l, const LayerWeig
     switch (o_.method) {
       case QuantMethod::kGptq: qw = solvers[site]->Quantize(lin.w, lin.n); break;
       case QuantMethod::kAwq:
-        qw = Rtn(lin.w, lin.n, lin.k, Format(o_.scheme), Metric(site));
-        break;
-      case QuantMethod::kRtn: qw = Rtn(lin.w, lin.n, lin.k, Format(o_.scheme)); break;
+      case QuantMethod::kRtn: qw = Rtn(lin.w, lin.n, lin.k, Format(o_.scheme), metrics[site]); break;
     }
     QSL_RETURN_IF_ERROR(WriteLinear(LayerTensor(l, LinearSlotName(s)), qw, lin.bias, lin.n, lin.k));
     Linear& out = q.slot(s);
@@ -422,7 +427,7 @@ absl::StatusOr<std::string> Quantizer::Provenance() const {
   if (o_.calibrated()) {
     prov["calibration"] = {{"file", o_.calib_file},
                            {"sha256", calib_sha256_},
-                           {"tokens", calib_.tokens},
+                           {"tokens", report_.calib_tokens},
                            {"window", o_.calib_window}};
   }
   if (!layer_log_.empty()) prov["layers"] = layer_log_;
