@@ -3,6 +3,8 @@
 // what the integer path multiplies.
 #include "quantize/grid.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <random>
 
@@ -117,6 +119,47 @@ TEST(Grid, W4ImportanceShiftsTheErrorToUnimportantChannels) {
     e_weighted += dw * dw;
   }
   EXPECT_LE(e_weighted, e_plain);
+}
+
+// The group-block metric is d^T H_gg d of the group's own block; its diagonal and its scaled
+// form agree with metrics built directly from diag(H) and from diag(a) H diag(a).
+TEST(Grid, GroupBlockMetricIsTheGroupsQuadraticForm) {
+  std::mt19937 rng(6);
+  const int64_t k = 20, m = 50;  // groups of 8: the last one partial
+  const int32_t group = 8;
+  const std::vector<float> x = Gaussian(m * k, rng);
+  std::vector<float> h(k * k, 0.0f);
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) h[i * k + j] += x[t * k + i] * x[t * k + j];
+  std::vector<float> a = Gaussian(k, rng);
+  std::vector<float> ha(h), diag(k), diag_a(k);
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < k; ++j) ha[i * k + j] *= a[i] * a[j];
+    diag[i] = h[i * k + i];
+    diag_a[i] = ha[i * k + i];
+  }
+  const ErrorMetric blocks = ErrorMetric::GroupBlocks(h, k, group);
+  const ErrorMetric scaled = blocks.Scaled(a);
+  const ErrorMetric direct_scaled = ErrorMetric::GroupBlocks(ha, k, group);
+  int checked = 0;
+  for (int64_t k0 = 0; k0 < k; k0 += group) {
+    const int64_t len = std::min<int64_t>(group, k - k0);
+    const std::vector<float> d = Gaussian(len, rng);
+    double want = 0.0, want_diag = 0.0;
+    for (int64_t i = 0; i < len; ++i) {
+      for (int64_t j = 0; j < len; ++j) want += double(d[i]) * h[(k0 + i) * k + k0 + j] * d[j];
+      want_diag += double(diag[k0 + i]) * d[i] * d[i];
+    }
+    EXPECT_NEAR(blocks.Error(d, k0), want, 1e-4 * std::abs(want)) << k0;
+    EXPECT_NEAR(blocks.Diagonal().Error(d, k0), want_diag, 1e-4 * want_diag) << k0;
+    EXPECT_NEAR(scaled.Error(d, k0), direct_scaled.Error(d, k0),
+                1e-4 * std::abs(direct_scaled.Error(d, k0))) << k0;
+    EXPECT_NEAR(scaled.Diagonal().Error(d, k0), ErrorMetric::Diagonal(diag_a).Error(d, k0),
+                1e-4 * ErrorMetric::Diagonal(diag_a).Error(d, k0)) << k0;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3);
 }
 
 TEST(Grid, RtnW4PacksAndDequantizesToTheIntegerPathValues) {
