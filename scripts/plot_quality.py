@@ -72,12 +72,15 @@ def plot(rows, svg_path):
         same.setdefault(round(r["bits"], 3), []).append(r)
     for group in same.values():
         for i, r in enumerate(group):
-            x = r["bits"] + 0.45 * (i - (len(group) - 1) / 2)
+            x = r["bits"] + 0.6 * (i - (len(group) - 1) / 2)
             marker = "*" if r["label"] == "fp32" else ("s" if r["label"].startswith("W8") else "o")
             (line,) = ax.plot(x, r["ppl"], marker, markersize=8)
             ax.plot(x, r["ppl_kv_int8"], marker, markersize=13, mfc="none", color=line.get_color())
-            label = r["label"].replace("W4A8 g128 ", "").replace(" + SmoothQuant", "\n+ SQ")
-            ax.annotate(label, (x, r["ppl"]), textcoords="offset points", xytext=(0, 9),
+            label = r["label"].replace("W4A8 g128 ", "").replace("W8A8 ", "")
+            label = label.replace(" + SmoothQuant", "\n+ SQ").replace("SmoothQuant", "SQ")
+            above = i % 2 == 0  # neighbours alternate above and below
+            ax.annotate(label, (x, r["ppl"]), textcoords="offset points",
+                        xytext=(0, 10 if above else -12), va="bottom" if above else "top",
                         ha="center", fontsize=7)
     for pct, style in ((1, ":"), (5, "--")):
         ax.axhline(base * (1 + pct / 100), color="grey", lw=0.8, ls=style)

@@ -5,6 +5,7 @@
 # the engine's int8 paged KV cache.
 #
 #   scripts/quality_table.sh           the table (about 15 minutes on 2 cores)
+#   scripts/quality_table.sh render    the table and plot again from the last run's results
 #   scripts/quality_table.sh select    the SmoothQuant alpha choice: a few alphas scored on the
 #                                      tail of calib.txt that calibration does not read (never dev)
 #
@@ -82,8 +83,11 @@ table() {
       "$(perplexity "$model" "$DEV")" "$(perplexity "$model" "$DEV" --kv-dtype int8)" "$cmd" \
       "qsl eval --model $eval_model --text $DEV [--kv-dtype int8]" >>"$tsv"
   done
-  /usr/bin/python3 scripts/plot_quality.py "$tsv" docs/quality.md docs/quality.svg
+  render
 }
+
+# Debian's python3 (scripts/setup.sh installs python3-matplotlib for it).
+render() { /usr/bin/python3 scripts/plot_quality.py "$OUT/results.tsv" docs/quality.md docs/quality.svg; }
 
 # SmoothQuant alpha candidates scored on calib.txt's last 150 kB (calibration reads its first
 # 65536 tokens, about 210 kB).
@@ -103,6 +107,7 @@ select_alpha() {
 
 case "${1:-table}" in
   table) table ;;
+  render) render ;;
   select) select_alpha ;;
-  *) echo "usage: $0 [table|select]" >&2; exit 2 ;;
+  *) echo "usage: $0 [table|render|select]" >&2; exit 2 ;;
 esac
