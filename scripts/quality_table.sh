@@ -59,7 +59,7 @@ perplexity() {
   "$QSL" eval --model "$model" --text "$text" "$@" 2>/dev/null | sed -n 's/^perplexity \([0-9.]*\) .*/\1/p'
 }
 
-slug_of() { echo "$1" | tr 'A-Z +' 'a-z_-' | tr -s '_-'; }
+slug_of() { echo "$1" | tr 'A-Z' 'a-z' | sed 's/ + /+/g; s/ /-/g'; }
 
 table() {
   local tsv=$OUT/results.tsv
