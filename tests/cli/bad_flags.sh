@@ -19,5 +19,6 @@ expect_error "--max-tokens" generate --model "$SRC/models/qsl-tiny-llama" --prom
 expect_error "--temperature" generate --model "$SRC/models/qsl-tiny-llama" --prompt x --temperature abc
 expect_error "cannot open" eval --model "$SRC/models/qsl-tiny-llama" --text /nonexistent.txt
 expect_error "required" eval --text "$SRC/data/dev.txt"
+expect_error "--kv-dtype" eval --model "$SRC/models/qsl-tiny-llama" --text "$SRC/data/dev.txt" --kv-dtype int4
 expect_error "unknown command 'bogus-subcommand'" bogus-subcommand
 exit $fail

@@ -1,5 +1,5 @@
 // The `qsl` binary end to end: generate prints transformers' greedy continuation, eval reproduces
-// transformers' dev.txt perplexity.
+// transformers' dev.txt perplexity, also through the engine's paged KV cache.
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -74,6 +74,26 @@ TEST(Cli, EvalReproducesDevPerplexity) {
   std::printf("qsl eval: %.4f, transformers: %.4f\n", ppl, want);
   EXPECT_NEAR(ppl, want, want * 1e-3);
   EXPECT_EQ(tokens, ref["tokens"].get<long long>());
+}
+
+// Four windows of dev.txt: the paged cache in fp32 scores what the reference rows score, int8
+// stays close (docs/quality.md has the full-file numbers).
+TEST(Cli, EvalThroughThePagedKvCache) {
+  auto ppl = [](const std::string& flags) {
+    int rc = 0;
+    const std::string out = RunCommand(kQsl + " eval --model " + kSrc +
+                                           "/models/qsl-tiny-llama --text " + kSrc +
+                                           "/data/dev.txt --max-windows 4 " + flags + " 2>/dev/null",
+                                       &rc);
+    EXPECT_EQ(rc, 0) << flags;
+    double v = 0;
+    EXPECT_EQ(std::sscanf(out.c_str(), "perplexity %lf", &v), 1) << out;
+    return v;
+  };
+  const double rows = ppl(""), paged = ppl("--kv-dtype fp32"), int8 = ppl("--kv-dtype int8");
+  ASSERT_GT(rows, 1.0);
+  EXPECT_NEAR(paged, rows, rows * 1e-5);
+  EXPECT_NEAR(int8, rows, rows * 5e-3);
 }
 
 }  // namespace
