@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/engine.h"
 #include "engine/model.h"
 
 namespace qsl {
@@ -15,6 +16,8 @@ class LinearBackend {
   virtual ~LinearBackend() = default;
   // y[m, lin.n] = x[m, lin.k] W^T (+ b). x rows are contiguous (stride lin.k), y rows stride lin.n.
   virtual absl::Status Run(const Linear& lin, const float* x, int64_t m, float* y) = 0;
+  // Safe to call from any thread while Run runs on another.
+  virtual DeviceReport Devices() const { return {}; }
 };
 
 // fp32 weights through OpenBLAS sgemm (the reference-quality path); packed weights through the
