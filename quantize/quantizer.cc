@@ -422,7 +422,7 @@ absl::StatusOr<std::string> Quantizer::Provenance() const {
   if (o_.calibrated()) {
     prov["calibration"] = {{"file", o_.calib_file},
                            {"sha256", calib_sha256_},
-                           {"tokens", calib_.tokens},
+                           {"tokens", report_.calib_tokens},
                            {"window", o_.calib_window}};
   }
   if (!layer_log_.empty()) prov["layers"] = layer_log_;
