@@ -31,4 +31,7 @@ class CpuLinearBackend final : public LinearBackend {
   std::vector<float> a_scale_;
 };
 
+// y[m, lin.n] = x[m, lin.k] lin.w^T (+ b) in fp32 through OpenBLAS: the reference-quality path.
+void LinearFp32(const Linear& lin, const float* x, int64_t m, float* y);
+
 }  // namespace qsl
