@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "accel/device_pool.h"
 #include "engine/sampling_params.h"
 
 namespace qsl {
@@ -89,6 +90,15 @@ struct EngineOptions {
   bool chunked_prefill = true;   // split long prompts across steps, mixed with decodes
   bool prefix_caching = true;    // reuse cached full blocks of a matching prompt prefix
   int32_t max_model_len = 0;     // prompt + max_tokens limit; 0 = the model's context
+  std::vector<int32_t> layer_split;  // transformer layers per card (pipeline); empty = even
+};
+
+// What the linear layers run on, for `qsl devices`, logs and the per-card metrics.
+struct DeviceReport {
+  std::string description = "cpu";
+  std::vector<CardStatus> cards;  // empty on the CPU
+  int64_t failovers = 0;          // cumulative
+  int64_t macs_per_cycle = 0;     // rows * cols of a card (utilization between two readings)
 };
 
 class Engine {
@@ -110,6 +120,8 @@ class Engine {
   virtual const Tokenizer& tokenizer() const = 0;
   virtual const ModelConfig& config() const = 0;
   virtual int32_t max_model_len() const = 0;  // prompt + max_tokens must fit
+  // Thread-safe, like Stats().
+  virtual DeviceReport Devices() const = 0;
 };
 
 // Loads the model, opens the devices, allocates the KV pool and starts the engine thread.

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "engine/card_backend.h"
 
 namespace qsl {
 
@@ -474,13 +475,10 @@ void EngineCore::PublishStatsLocked() {
 }
 
 absl::StatusOr<std::unique_ptr<EngineCore>> CreateEngineCore(const EngineOptions& options) {
-  QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(options.model));
-  QSL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::FromCheckpoint(*ck));
-  if (options.devices != "cpu") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("devices: '", options.devices, "': only 'cpu' is available"));
-  }
-  return EngineCore::Create(std::move(model), std::make_unique<CpuLinearBackend>(), options);
+  QSL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(options.model));
+  QSL_ASSIGN_OR_RETURN(std::unique_ptr<LinearBackend> backend,
+                       CreateLinearBackend(*model, options));
+  return EngineCore::Create(std::move(model), std::move(backend), options);
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> CreateEngine(const EngineOptions& options) {

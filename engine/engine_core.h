@@ -48,6 +48,7 @@ class EngineCore final : public Engine {
   const Tokenizer& tokenizer() const override { return model_->tokenizer(); }
   const ModelConfig& config() const override { return model_->config(); }
   int32_t max_model_len() const override { return max_model_len_; }
+  DeviceReport Devices() const override { return backend_->Devices(); }
 
   StepProfile Profile() const;
   int64_t kv_bytes_per_token() const { return cache_->bytes_per_token(); }

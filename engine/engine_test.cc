@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "engine/card_backend.h"
 #include "engine/engine_core.h"
 #include "engine/test_model.h"
 #include "gtest/gtest.h"
@@ -104,8 +105,12 @@ class Runner {
   int64_t pending_ = 0;
 };
 
+// `o.devices` picks the backend: the CPU kernels, or simulated cards ("sim:N").
 std::unique_ptr<EngineCore> MakeEngine(std::unique_ptr<Model> model, const EngineOptions& o) {
-  auto e = EngineCore::Create(std::move(model), std::make_unique<CpuLinearBackend>(), o);
+  auto backend = CreateLinearBackend(*model, o);
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  if (!backend.ok()) return nullptr;
+  auto e = EngineCore::Create(std::move(model), std::move(*backend), o);
   EXPECT_TRUE(e.ok()) << e.status();
   return e.ok() ? std::move(*e) : nullptr;
 }
@@ -232,13 +237,18 @@ TEST(BatchInvariance, TokensAndLogprobsMatchAloneAndAmong32Requests) {
     auto alone_engine = MakeEngine(QuantizeRtn(*bundled, scheme), SmallSteps(true));
     const std::vector<Result> alone = RunRequests(*alone_engine, reqs, /*alone=*/true);
     for (const Result& r : alone) ASSERT_FALSE(r.choices[0].ids.empty());
-    for (bool chunked : {true, false}) {
-      auto engine = MakeEngine(QuantizeRtn(*bundled, scheme), SmallSteps(chunked));
-      int32_t peak = 0;
-      const std::vector<Result> batched = RunRequests(*engine, reqs, /*alone=*/false, &peak);
-      EXPECT_GE(peak, 8) << "the requests did not actually share steps";
-      ExpectSameOutputs(alone, batched,
-                        absl::StrCat(WeightSchemeName(scheme), chunked ? " chunked" : " whole"));
+    for (const char* devices : {"cpu", "sim:2"}) {
+      for (bool chunked : {true, false}) {
+        EngineOptions o = SmallSteps(chunked);
+        o.devices = devices;
+        auto engine = MakeEngine(QuantizeRtn(*bundled, scheme), o);
+        int32_t peak = 0;
+        const std::vector<Result> batched = RunRequests(*engine, reqs, /*alone=*/false, &peak);
+        EXPECT_GE(peak, 8) << "the requests did not actually share steps";
+        ExpectSameOutputs(alone, batched,
+                          absl::StrCat(WeightSchemeName(scheme), " on ", devices,
+                                       chunked ? " chunked" : " whole"));
+      }
     }
   }
 }

@@ -15,6 +15,11 @@ absl::Status CpuLinearBackend::Run(const Linear& lin, const float* x, int64_t m,
     LinearInt8(lin.q, a8_.data(), a_scale_.data(), m, y, lin.n);
     return absl::OkStatus();
   }
+  LinearFp32(lin, x, m, y);
+  return absl::OkStatus();
+}
+
+void LinearFp32(const Linear& lin, const float* x, int64_t m, float* y) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(lin.n),
               static_cast<int>(lin.k), 1.0f, x, static_cast<int>(lin.k), lin.w.data(),
               static_cast<int>(lin.k), 0.0f, y, static_cast<int>(lin.n));
@@ -23,7 +28,6 @@ absl::Status CpuLinearBackend::Run(const Linear& lin, const float* x, int64_t m,
       for (int64_t j = 0; j < lin.n; ++j) y[t * lin.n + j] += lin.bias[j];
     }
   }
-  return absl::OkStatus();
 }
 
 }  // namespace qsl

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/engine.h"
 #include "engine/model.h"
 
 namespace qsl {
@@ -15,6 +16,8 @@ class LinearBackend {
   virtual ~LinearBackend() = default;
   // y[m, lin.n] = x[m, lin.k] W^T (+ b). x rows are contiguous (stride lin.k), y rows stride lin.n.
   virtual absl::Status Run(const Linear& lin, const float* x, int64_t m, float* y) = 0;
+  // Safe to call from any thread while Run runs on another.
+  virtual DeviceReport Devices() const { return {}; }
 };
 
 // fp32 weights through OpenBLAS sgemm (the reference-quality path); packed weights through the
@@ -27,5 +30,8 @@ class CpuLinearBackend final : public LinearBackend {
   std::vector<int8_t> a8_;
   std::vector<float> a_scale_;
 };
+
+// y[m, lin.n] = x[m, lin.k] lin.w^T (+ b) in fp32 through OpenBLAS: the reference-quality path.
+void LinearFp32(const Linear& lin, const float* x, int64_t m, float* y);
 
 }  // namespace qsl

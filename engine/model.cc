@@ -144,6 +144,11 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromPacked(
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path) {
   std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(
+        path, ": no such file or directory (expected a packed model file or a Hugging Face "
+              "checkpoint directory)"));
+  }
   if (std::filesystem::is_directory(path, ec)) {
     QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(path));
     return FromCheckpoint(*ck);

@@ -1,8 +1,6 @@
 // Fake-quantized activations and the simulated integer linear.
 #include "quantize/simulated.h"
 
-#include <cblas.h>
-
 #include "accel/linear.h"
 
 namespace qsl {
@@ -23,14 +21,7 @@ absl::Status SimulatedInt8Backend::Run(const Linear& lin, const float* x, int64_
     return absl::InvalidArgumentError("simulated int8 backend needs dequantized fp32 weights");
   }
   const std::vector<float> xq = FakeQuantActivations({x, static_cast<size_t>(m * lin.k)}, m, lin.k);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(lin.n),
-              static_cast<int>(lin.k), 1.0f, xq.data(), static_cast<int>(lin.k), lin.w.data(),
-              static_cast<int>(lin.k), 0.0f, y, static_cast<int>(lin.n));
-  if (!lin.bias.empty()) {
-    for (int64_t t = 0; t < m; ++t) {
-      for (int64_t j = 0; j < lin.n; ++j) y[t * lin.n + j] += lin.bias[j];
-    }
-  }
+  LinearFp32(lin, xq.data(), m, y);
   return absl::OkStatus();
 }
 

@@ -3,19 +3,6 @@
 #include "absl/strings/str_cat.h"
 #include "server/generation.h"
 
-namespace qsl {
-// The real definition lives in the engine; this keeps the fake self-contained until it lands.
-const char* FinishReasonName(FinishReason r) {
-  switch (r) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
-  }
-  return "error";
-}
-}  // namespace qsl
-
 namespace qsl::server {
 
 struct FakeEngine::Live {

@@ -35,6 +35,7 @@ class FakeEngine final : public Engine {
   const Tokenizer& tokenizer() const override { return *tokenizer_; }
   const ModelConfig& config() const override { return config_; }
   int32_t max_model_len() const override { return options_.max_model_len; }
+  DeviceReport Devices() const override { return {}; }
 
   // The id the fake generates at `step` of a choice (what tests compare against).
   static int32_t TokenAt(const GenerationRequest& r, int32_t choice, int32_t step);

@@ -3,7 +3,8 @@
 // rely on: /health, /ready, gRPC health (the probes), a completion, every metric name the rules,
 // dashboard, adapter and HPAs read in its /metrics with the documented type, every QSL_ variable
 // the deploy files set in its --help, and a clean exit on SIGTERM (the pods' preStop/drain).
-// Exits 77 (CTest: skipped) while `qsl` has no serve subcommand. Run by CTest (deploy.metrics_live).
+// The model is the bundled one quantized by `qsl quantize` (the CTest fixture server_model), as
+// the image does at build time. Run by CTest (deploy.metrics_live).
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import net from "node:net";
@@ -18,15 +19,8 @@ import {
 } from "./lib.mjs";
 
 const QSL = process.env.QSL_BINARY ?? path.join(BIN, "tools/qsl");
-const SKIP = 77;
 
-// CLI11 answers `qsl serve --help` with the top-level help while there is no `serve`: look for
-// it in the subcommand list.
 const mainHelp = spawnSync(QSL, ["--help"], { encoding: "utf8" });
-if (mainHelp.error || !/^Subcommands:[\s\S]*^\s+serve\s/m.test(mainHelp.stdout)) {
-  console.log(`skip: ${QSL} has no \`serve\` subcommand yet (${mainHelp.error?.message ?? "not in qsl --help"})`);
-  process.exit(SKIP);
-}
 const serveHelp = spawnSync(QSL, ["serve", "--help"], { encoding: "utf8" });
 
 function freePort() {
@@ -55,7 +49,7 @@ before(async () => {
   base = `http://127.0.0.1:${httpPort}`;
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("QSL_")));
   Object.assign(env, flags, {
-    QSL_MODEL: src("models/qsl-tiny-llama"),
+    QSL_MODEL: process.env.QSL_TEST_MODEL ?? path.join(BIN, "tests/qsl-tiny-llama-w4a8.qsl"),
     QSL_MPE_CONFIG: src("deploy/k8s/base/mpe-config.json"),
     QSL_HOST: "127.0.0.1",
     QSL_PORT: String(httpPort),

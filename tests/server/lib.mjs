@@ -14,8 +14,8 @@ const BIN = process.env.QSL_BIN ?? path.join(SOURCE_DIR, 'build/tools/qsl');
 
 // Starts `qsl serve` with `args` added; resolves once it prints its listening line.
 export async function startServer(args = [], { timeoutMs = 60000 } = {}) {
-  const model = process.env.QSL_TEST_MODEL ?? path.join(SOURCE_DIR, 'models/qsl-tiny-llama');
-  const devices = process.env.QSL_TEST_DEVICES ?? 'cpu';
+  const model = process.env.QSL_TEST_MODEL ?? path.join(SOURCE_DIR, 'build/tests/qsl-tiny-llama-w4a8.qsl');
+  const devices = process.env.QSL_TEST_DEVICES ?? 'sim:1';
   const proc = spawn(BIN, ['serve', '--model', model, '--devices', devices, '--host', '127.0.0.1',
                            '--port', '0', '--grpc-port', '0', '--kv-cache-mb', '64', ...args],
                      { stdio: ['ignore', 'pipe', 'pipe'] });

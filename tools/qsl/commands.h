@@ -16,5 +16,6 @@ void AddEvalCommand(CLI::App& app);
 void AddDevicesCommand(CLI::App& app);
 void AddQuantizeCommand(CLI::App& app);
 void AddInspectCommand(CLI::App& app);
+void AddServeCommand(CLI::App& app);
 
 }  // namespace qsl::cli

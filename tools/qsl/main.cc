@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   qsl::cli::AddDevicesCommand(app);
   qsl::cli::AddQuantizeCommand(app);
   qsl::cli::AddInspectCommand(app);
+  qsl::cli::AddServeCommand(app);
 
   // An unknown first word is a mistyped command, not a missing one: say so and list the commands.
   std::string names;

@@ -3,7 +3,10 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "engine/engine.h"
@@ -35,6 +38,32 @@ std::string DefaultModelName(const std::string& path) {
   return dot == std::string::npos || dot == 0 ? name : name.substr(0, dot);
 }
 
+// Card readings for /metrics: utilization over the time since the previous scrape, from the
+// cards' cumulative counters. Null on the CPU (no card series are exported then).
+std::function<server::DeviceStats()> CardReadings(const Engine& engine) {
+  if (engine.Devices().cards.empty()) return nullptr;
+  struct Previous {
+    std::mutex mu;
+    std::vector<CardCounters> counters;
+  };
+  auto previous = std::make_shared<Previous>();
+  return [&engine, previous] {
+    const DeviceReport report = engine.Devices();
+    server::DeviceStats stats;
+    stats.failovers = report.failovers;
+    std::lock_guard<std::mutex> lock(previous->mu);
+    previous->counters.resize(report.cards.size());
+    for (size_t i = 0; i < report.cards.size(); ++i) {
+      const CardStatus& c = report.cards[i];
+      // The label is the card's short name ("sim:0"), without the description after it.
+      stats.cards.push_back({c.name.substr(0, c.name.find(' ')), c.up,
+                             Utilization(c.counters, previous->counters[i], report.macs_per_cycle)});
+      previous->counters[i] = c.counters;
+    }
+    return stats;
+  };
+}
+
 int64_t UnixSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -61,12 +90,12 @@ absl::Status Run(ServeOptions o) {
   const auto t0 = std::chrono::steady_clock::now();
   auto engine = CreateEngine(o.engine);
   if (!engine.ok()) return engine.status();
-  spdlog::info("loaded in {:.1f} s; max_model_len {}",
+  spdlog::info("loaded in {:.1f} s on {}; max_model_len {}",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-               (*engine)->max_model_len());
+               (*engine)->Devices().description, (*engine)->max_model_len());
   s.api.created = UnixSeconds();
 
-  server::Server srv(**engine, s, nullptr);
+  server::Server srv(**engine, s, CardReadings(**engine));
   absl::Status started = srv.Start();
   if (!started.ok()) return started;
   // One machine-readable line, so scripts and tests started with --port 0 find the ports.
