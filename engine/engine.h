@@ -83,7 +83,7 @@ struct EngineOptions {
   int64_t kv_cache_mb = 512;     // memory budget of the KV block pool, MiB
   int32_t num_kv_blocks = 0;     // exact pool size in blocks, overriding kv_cache_mb when > 0
   int32_t block_size = 16;       // tokens per KV block
-  std::string kv_dtype = "fp16"; // fp16, int8 (per head and token) or fp32
+  std::string kv_dtype;          // fp16, int8 (per head and token), fp32; empty = the file's --kv
   int32_t max_num_seqs = 64;     // running sequences at most (the batch)
   int32_t max_queue = 1024;      // waiting requests at most; Submit says ResourceExhausted beyond
   int32_t max_num_batched_tokens = 512;  // tokens per forward step (prefill chunks + decodes)

@@ -63,7 +63,9 @@ absl::StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(
     std::unique_ptr<Model> model, std::unique_ptr<LinearBackend> backend,
     const EngineOptions& options) {
   QSL_RETURN_IF_ERROR(CheckOptions(options));
-  QSL_ASSIGN_OR_RETURN(const KvDtype dtype, ParseKvDtype(options.kv_dtype));
+  QSL_ASSIGN_OR_RETURN(const KvDtype dtype,
+                       ParseKvDtype(options.kv_dtype.empty() ? model->kv_cache_dtype()
+                                                             : options.kv_dtype));
   const ModelConfig& c = model->config();
   if (options.max_model_len > c.max_position_embeddings) {
     return absl::InvalidArgumentError(

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "base/status.h"
 
 namespace qsl {
@@ -138,8 +139,14 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromPacked(
   QSL_ASSIGN_OR_RETURN(std::vector<float> final_norm, file->ReadF32("model.norm.weight"));
   QSL_ASSIGN_OR_RETURN(Linear lm_head, linear("lm_head"));
   QSL_ASSIGN_OR_RETURN(auto tok, Tokenizer::FromBytes(file->tokenizer().bytes(), file->path()));
-  return std::make_unique<Model>(c, std::move(tok), std::move(embed), std::move(layers),
-                                 std::move(final_norm), std::move(lm_head), file);
+  auto model = std::make_unique<Model>(c, std::move(tok), std::move(embed), std::move(layers),
+                                       std::move(final_norm), std::move(lm_head), file);
+  // The writer validated the provenance as a JSON object; a missing or odd entry means fp16.
+  const auto prov = nlohmann::json::parse(file->provenance_json(), nullptr, false);
+  if (prov.is_object() && prov.contains("kv_cache") && prov["kv_cache"].is_string()) {
+    model->kv_cache_dtype_ = prov["kv_cache"].get<std::string>();
+  }
+  return model;
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path) {

@@ -57,6 +57,8 @@ class Model {
   // (num_layers for lm_head): what a device pool loads and shards.
   std::vector<std::pair<const Linear*, int32_t>> linears() const;
   bool quantized() const { return lm_head_.quantized(); }
+  // The KV cache dtype the packed file asks for (`qsl quantize --kv`), "fp16" otherwise.
+  const std::string& kv_cache_dtype() const { return kv_cache_dtype_; }
 
   // For the packed-file loader and tests: assemble from parts.
   Model(ModelConfig config, std::unique_ptr<Tokenizer> tokenizer, std::vector<float> embed,
@@ -66,6 +68,7 @@ class Model {
  private:
   void AssignIds();
   ModelConfig config_;
+  std::string kv_cache_dtype_ = "fp16";
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<float> embed_;
   std::vector<LayerWeights> layers_;

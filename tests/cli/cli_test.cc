@@ -96,5 +96,25 @@ TEST(Cli, EvalThroughThePagedKvCache) {
   EXPECT_NEAR(int8, rows, rows * 5e-3);
 }
 
+// `qsl quantize --kv int8` is a default the engine takes from the file; a flag still wins.
+TEST(Cli, PackedFileChoosesTheKvCacheDtype) {
+  const std::string file = ::testing::TempDir() + "/kv-int8.qsl";
+  int rc = 0;
+  RunCommand(kQsl + " quantize --model " + kSrc + "/models/qsl-tiny-llama --scheme w8a8 --kv int8" +
+                 " --out " + file + " 2>&1",
+             &rc);
+  ASSERT_EQ(rc, 0);
+  auto kv_line = [&](const std::string& flags) {
+    const std::string out = RunCommand(
+        kQsl + " generate --model " + file + " --prompt Hi --max-tokens 2 " + flags + " 2>&1", &rc);
+    EXPECT_EQ(rc, 0) << out;
+    const size_t at = out.find("engine: KV cache");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  EXPECT_NE(kv_line("").find(", int8,"), std::string::npos) << kv_line("");
+  EXPECT_NE(kv_line("--kv-dtype fp16").find(", fp16,"), std::string::npos);
+  std::remove(file.c_str());
+}
+
 }  // namespace
 }  // namespace qsl

@@ -122,8 +122,8 @@ void AddGenerateCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--mpe-config", e.mpe_config, "MpeConfig JSON for sim/xrt devices");
   cmd->add_option("--kv-cache-mb", e.kv_cache_mb, "KV cache budget in MiB")->capture_default_str();
-  cmd->add_option("--kv-dtype", e.kv_dtype, "KV cache dtype: fp16, int8 or fp32")
-      ->capture_default_str();
+  cmd->add_option("--kv-dtype", e.kv_dtype,
+                  "KV cache dtype: fp16, int8 or fp32 (default: the packed file's, else fp16)");
   cmd->callback([o, cmd] {
     if (cmd->count("--prompt") + cmd->count("--prompt-file") == 0) {
       ExitOnError("generate", absl::InvalidArgumentError("--prompt or --prompt-file is required"));

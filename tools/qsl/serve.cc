@@ -132,7 +132,8 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   opt("--max-model-len", o->engine.max_model_len, "prompt + max_tokens limit (0: the model's)")
       ->capture_default_str();
-  opt("--kv-cache-dtype", o->engine.kv_dtype, "fp16, int8 or fp32")->capture_default_str();
+  opt("--kv-cache-dtype", o->engine.kv_dtype,
+      "fp16, int8 or fp32 (default: what the packed file asks for, else fp16)");
   opt("--block-size", o->engine.block_size, "tokens per KV block")->capture_default_str();
   cmd->add_flag("--no-chunked-prefill", o->no_chunked_prefill, "prefill each prompt in one step")
       ->envname("QSL_NO_CHUNKED_PREFILL");
