@@ -45,10 +45,14 @@ void ProgressBar::Draw(bool final) {
   const int fill = static_cast<int>(frac * kWidth);
   std::string bar(static_cast<size_t>(fill), '#');
   bar.resize(kWidth, '.');
-  std::fprintf(stderr, "%s%s [%s] %3d%% %lld/%lld %s  %.1f %s/s  %s %.0fs%s%s%s",
+  // A rate over the first half second says more about when the bar started than about the work;
+  // %.3g keeps slow rates (a layer a minute) from printing as 0.0.
+  char rate_text[32] = "--";
+  if (secs >= 0.5 || final) std::snprintf(rate_text, sizeof(rate_text), "%.3g", rate);
+  std::fprintf(stderr, "%s%s [%s] %3d%% %lld/%lld %s  %s %s/s  %s %.0fs%s%s%s",
                tty_ ? "\r" : "", label_.c_str(), bar.c_str(), static_cast<int>(frac * 100),
-               static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(), rate,
-               unit_.c_str(), final ? "elapsed" : "eta", final ? secs : eta,
+               static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(),
+               rate_text, unit_.c_str(), final ? "elapsed" : "eta", final ? secs : eta,
                suffix_.empty() ? "" : "  ", suffix_.c_str(), (final || !tty_) ? "\n" : "");
   std::fflush(stderr);
 }
