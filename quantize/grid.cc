@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "base/thread_pool.h"
+
 namespace qsl {
 
 namespace {
@@ -191,25 +193,29 @@ W4Weights RtnW4(std::span<const float> w, int64_t n, int64_t k, int32_t group,
   out.gscale.resize(static_cast<size_t>(n * ng));
   out.gzero.resize(static_cast<size_t>(n * ng));
   out.scale.resize(static_cast<size_t>(n));
-  std::vector<float> u;
-  std::vector<W4Group> groups(static_cast<size_t>(ng));
   const ErrorMetric diagonal = metric.Diagonal();
-  for (int64_t r = 0; r < n; ++r) {
-    const std::span<const float> row =
-        w.subspan(static_cast<size_t>(r * k), static_cast<size_t>(k));
-    const float scale = FitW4Scale(row, group, diagonal);
-    out.scale[r] = scale;
-    if (scale == 0.0f) {
-      std::fill_n(out.gscale.begin() + r * ng, ng, uint8_t{1});  // q4 = z = 0: all levels 0
-      continue;
+  // Rows are independent (each has its own scale search and group fits), so they split across
+  // the pool with the same result as one thread.
+  ThreadPool::Default().ParallelFor(n, 8, [&](int64_t r0, int64_t r1) {
+    std::vector<float> u;
+    std::vector<W4Group> groups(static_cast<size_t>(ng));
+    for (int64_t r = r0; r < r1; ++r) {
+      const std::span<const float> row =
+          w.subspan(static_cast<size_t>(r * k), static_cast<size_t>(k));
+      const float scale = FitW4Scale(row, group, diagonal);
+      out.scale[r] = scale;
+      if (scale == 0.0f) {
+        std::fill_n(out.gscale.begin() + r * ng, ng, uint8_t{1});  // q4 = z = 0: all levels 0
+        continue;
+      }
+      RowError(row, group, metric, scale, u, groups.data());
+      for (int64_t g = 0; g < ng; ++g) {
+        out.gscale[r * ng + g] = groups[g].s;
+        out.gzero[r * ng + g] = groups[g].z;
+      }
+      for (int64_t c = 0; c < k; ++c) out.q4[r * k + c] = RoundW4(u[c], groups[c / group]);
     }
-    RowError(row, group, metric, scale, u, groups.data());
-    for (int64_t g = 0; g < ng; ++g) {
-      out.gscale[r * ng + g] = groups[g].s;
-      out.gzero[r * ng + g] = groups[g].z;
-    }
-    for (int64_t c = 0; c < k; ++c) out.q4[r * k + c] = RoundW4(u[c], groups[c / group]);
-  }
+  });
   return out;
 }
 
