@@ -1,5 +1,6 @@
 // The quantizer end to end on the bundled checkpoint: what the packed file holds is bit for bit
 // what the contract's grid makes of the checkpoint's weights, and the file loads as a model.
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -36,7 +37,8 @@ class QuantizeModelTest : public ::testing::TestWithParam<WeightScheme> {};
 TEST_P(QuantizeModelTest, RtnFileHoldsExactlyTheGridOfTheCheckpoint) {
   QuantizeOptions o;
   o.model_dir = kModel;
-  o.out = ::testing::TempDir() + "/round-trip.qsl";
+  // One file per scheme: CTest runs the instances as parallel processes.
+  o.out = ::testing::TempDir() + "/round-trip-" + WeightSchemeName(GetParam()) + ".qsl";
   o.scheme = GetParam();
   auto report = QuantizeModel(o);
   ASSERT_TRUE(report.ok()) << report.status();
@@ -59,6 +61,9 @@ TEST_P(QuantizeModelTest, RtnFileHoldsExactlyTheGridOfTheCheckpoint) {
   auto model = Model::Load(o.out);
   ASSERT_TRUE(model.ok()) << model.status();
   for (const auto& [lin, layer] : (*model)->linears()) EXPECT_TRUE(lin->quantized()) << layer;
+  model->reset();
+  file->reset();
+  std::remove(o.out.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Schemes, QuantizeModelTest,
