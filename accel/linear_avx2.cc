@@ -57,6 +57,22 @@ struct Avx2 {
     return _mm256_and_si256(_mm256_or_si256(w, _mm256_slli_epi16(w, 4)),
                             _mm256_set1_epi16(0x0f0f));
   }
+  // 32 bytes of nibbles = columns c..c+15 -> two vectors (see Avx512::LoadW4Pair): lane l of
+  // `a` holds columns 8l..8l+3, lane l of `b` columns 8l+4..8l+7.
+  static void LoadW4Pair(const uint8_t* p, Vec& a, Vec& b) {
+    const Vec x = LoadBytes(p);
+    const Vec m = _mm256_set1_epi8(0x0f);
+    const Vec lo = _mm256_and_si256(x, m);
+    const Vec hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m);
+    a = _mm256_unpacklo_epi8(lo, hi);
+    b = _mm256_unpackhi_epi8(lo, hi);
+  }
+  static void UnpermutePair(Vec& a, Vec& b) {
+    const Vec x = _mm256_permute2x128_si256(a, b, 0x20);
+    const Vec y = _mm256_permute2x128_si256(a, b, 0x31);
+    a = x;
+    b = y;
+  }
   static Vec DotW8(Vec acc, Vec w, Vec a) {
     const Vec pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(a), _mm256_sign_epi8(w, a));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));

@@ -62,6 +62,25 @@ struct Avx512 {
     return _mm512_and_si512(_mm512_or_si512(w, _mm512_slli_epi16(w, 4)),
                             _mm512_set1_epi16(0x0f0f));
   }
+  // 64 bytes of nibbles = columns c..c+31 of one k-quad (2 bytes per column: kk0 | kk1 << 4,
+  // kk2 | kk3 << 4) -> two vectors of bytes 0..15. lo / hi hold each byte's low / high nibble;
+  // interleaving their bytes within each 128-bit lane puts a column's kk0..kk3 in one int32
+  // lane, but lane l of `a` holds columns 8l..8l+3 and lane l of `b` columns 8l+4..8l+7.
+  static void LoadW4Pair(const uint8_t* p, Vec& a, Vec& b) {
+    const Vec x = _mm512_loadu_si512(p);
+    const Vec m = _mm512_set1_epi8(0x0f);
+    const Vec lo = _mm512_and_si512(x, m);
+    const Vec hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m);
+    a = _mm512_unpacklo_epi8(lo, hi);
+    b = _mm512_unpackhi_epi8(lo, hi);
+  }
+  // Back to natural order: a = columns c..c+15, b = c+16..c+31 (128-bit lanes = 2 qwords).
+  static void UnpermutePair(Vec& a, Vec& b) {
+    const Vec x = _mm512_permutex2var_epi64(a, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), b);
+    const Vec y = _mm512_permutex2var_epi64(a, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), b);
+    a = x;
+    b = y;
+  }
   static Vec DotW8(Vec acc, Vec w, Vec a) { return Dpbusd(acc, w, a); }
   static Vec DotW4(Vec acc, Vec q, Vec a) { return Dpbusd(acc, q, a); }
   // acc += u8 x s8, 4 per lane. Written as asm, not _mm512_dpbusd_epi32: with the intrinsic GCC

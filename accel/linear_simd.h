@@ -37,6 +37,15 @@ int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
 template <bool kW4>
 constexpr int64_t kQuadBytes = kW4 ? 2 : 4;
 
+// W4 blocks with an even number of vectors expand them two at a time (I::LoadW4Pair): one
+// and / shift / and for both, then two in-lane byte interleaves, about half the instructions
+// of two single expansions. The interleaves leave the columns of the pair in a fixed
+// permuted order inside the accumulators, undone by I::UnpermutePair once per group in FoldW4
+// (integer sums do not care in which lane they were accumulated, so the result is the same).
+// GEMV (M = 1) is where this counts: there nothing else amortizes the expansion.
+template <bool kW4, int V>
+constexpr bool kPairedW4 = kW4 && V % 2 == 0;
+
 template <class I, int R, int V>
 QSL_INLINE void ZeroAll(Vec<I> (&acc)[R][V]) {
 #pragma GCC unroll 8
@@ -53,6 +62,13 @@ QSL_INLINE void ZeroAll(Vec<I> (&acc)[R][V]) {
 template <class I, int R, int V>
 QSL_INLINE void FoldW4(Vec<I> (&acc)[R][V], const Weights& w, const uint8_t* tile, int64_t j, int64_t c0,
             const int32_t* sums, int64_t sums_ld, int32_t* tot) {
+  if constexpr (kPairedW4<true, V>) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+      for (int v = 0; v < V; v += 2) I::UnpermutePair(acc[r][v], acc[r][v + 1]);
+    }
+  }
   Vec<I> s[V], z[V];
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
@@ -92,10 +108,19 @@ QSL_INLINE void DotQuads(Vec<I> (&acc)[R][V], const uint8_t* wp, int64_t quad_st
                          const int8_t* ap, int64_t lda, int64_t q0, int64_t q1) {
   for (int64_t q = q0; q < q1; ++q) {
     Vec<I> wv[V];
+    if constexpr (kPairedW4<kW4, V>) {
+      // Two vectors from one load of their 2 * kCols columns (contiguous in a k-quad row),
+      // in the permuted column order of I::LoadW4Pair; FoldW4 puts the columns back.
 #pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) {
-      const uint8_t* p = wp + q * quad_stride + v * I::kCols * kQuadBytes<kW4>;
-      wv[v] = kW4 ? I::LoadW4(p) : I::LoadW8(p);
+      for (int v = 0; v < V; v += 2) {
+        I::LoadW4Pair(wp + q * quad_stride + v * I::kCols * kQuadBytes<kW4>, wv[v], wv[v + 1]);
+      }
+    } else {
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        const uint8_t* p = wp + q * quad_stride + v * I::kCols * kQuadBytes<kW4>;
+        wv[v] = kW4 ? I::LoadW4(p) : I::LoadW8(p);
+      }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
