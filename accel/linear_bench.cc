@@ -4,8 +4,10 @@
 // weight bytes / time) and GOPS (2*M*N*K / time) next to those two ceilings. A summary table in
 // Markdown follows the usual output.
 //
-//   qsl-bench-linear [--threads=1,2] [--isa=avx512,avx2] [--ws_mb=1024] [--scalar]
+//   qsl-bench-linear [--threads=1,2] [--isa=avx512,avx2] [--m=1,128] [--ws_mb=1024] [--scalar]
 //                    [--benchmark_* flags]
+// --m picks the row counts: 1 is the GEMV ("gemv/..."), 128 the GEMM ("gemm/..."), any other M
+// a GEMM named "gemmM/..." (e.g. --m=32 for a step of 32 decoding sequences).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -34,9 +36,14 @@ using Clock = std::chrono::steady_clock;
 struct Options {
   std::vector<int> threads;
   std::vector<Isa> isas;
+  std::vector<int64_t> ms = {1, 128};
   int64_t ws_bytes = int64_t{1} << 30;
   bool scalar = false;
 };
+
+std::string OpName(int64_t m) {
+  return m == 1 ? "gemv" : m == 128 ? "gemm" : absl::StrCat("gemm", m);
+}
 
 struct Shape {
   int64_t k, n;
@@ -225,7 +232,7 @@ void RunLinear(benchmark::State& state, const std::string& name, Isa isa, int th
   const double s = kernel_s / iters;
   Result r;
   r.isa = IsaName(isa);
-  r.kind = m == 1 ? "GEMV" : "GEMM";
+  r.kind = m == 1 ? "GEMV" : absl::StrCat("GEMM M=", m);
   r.scheme = WeightSchemeName(scheme);
   r.shape = absl::StrCat(shape.k, "x", shape.n);
   r.threads = threads;
@@ -296,6 +303,16 @@ bool ParseFlags(int argc, char** argv, Options* o) {
         }
         o->isas.push_back(*isa);
       }
+    } else if (const char* v = value("--m")) {
+      o->ms.clear();
+      for (absl::string_view t : absl::StrSplit(v, ',')) {
+        int64_t m;
+        if (!absl::SimpleAtoi(t, &m) || m < 1 || m > 4096) {
+          std::fprintf(stderr, "--m: '%s' is not a list of row counts in [1, 4096]\n", v);
+          return false;
+        }
+        o->ms.push_back(m);
+      }
     } else if (const char* v = value("--ws_mb")) {
       int64_t mb;
       if (!absl::SimpleAtoi(v, &mb) || mb < 1) {
@@ -306,7 +323,7 @@ bool ParseFlags(int argc, char** argv, Options* o) {
     } else if (arg == "--scalar") {
       o->scalar = true;
     } else {
-      std::fprintf(stderr, "unknown flag '%s' (--threads, --isa, --ws_mb, --scalar, "
+      std::fprintf(stderr, "unknown flag '%s' (--threads, --isa, --m, --ws_mb, --scalar, "
                    "--benchmark_*)\n", argv[i]);
       return false;
     }
@@ -349,10 +366,10 @@ int Main(int argc, char** argv) {
   for (Isa isa : paths) {
     for (int t : o.threads) {
       for (WeightScheme scheme : {WeightScheme::kW8, WeightScheme::kW4}) {
-        for (int64_t m : {int64_t{1}, int64_t{128}}) {
+        for (int64_t m : o.ms) {
           if (isa == Isa::kScalar && (m != 1 || t != 1)) continue;  // the reference is slow
           for (Shape s : kShapes) {
-            const std::string name = absl::StrCat(m == 1 ? "gemv" : "gemm", "/",
+            const std::string name = absl::StrCat(OpName(m), "/",
                                                   WeightSchemeName(scheme), "/", s.k, "x", s.n,
                                                   "/", IsaName(isa), "/threads:", t);
             benchmark::RegisterBenchmark(name.c_str(), RunLinear, name, isa, t, scheme, s, m,

@@ -120,7 +120,8 @@ void PrintTable(const Options& o, const EngineCore& engine, const std::vector<Ru
               engine.model().quantized() ? "integer path" : "fp32 reference path");
   std::printf("devices %s; KV cache %s, %lld bytes/token (%.1f KiB); prompt %d tokens, output %d "
               "tokens per request, greedy; %d tokens/step, chunked prefill %s; %u hardware threads\n\n",
-              o.engine.devices.c_str(), o.engine.kv_dtype.c_str(),
+              o.engine.devices.c_str(),
+              o.engine.kv_dtype.empty() ? "as the model file says" : o.engine.kv_dtype.c_str(),
               static_cast<long long>(engine.kv_bytes_per_token()),
               static_cast<double>(engine.kv_bytes_per_token()) / 1024.0, o.prompt_tokens,
               o.output_tokens, o.engine.max_num_batched_tokens,

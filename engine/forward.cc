@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/status.h"
+#include "engine/host_ops.h"
 
 namespace qsl {
 
@@ -19,17 +20,6 @@ int64_t ForwardBatch::logit_rows() const {
   int64_t n = 0;
   for (const SeqChunk& c : chunks) n += c.all_logits ? c.count : 1;
   return n;
-}
-
-void RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    float* o = out + r * dim;
-    float ss = 0.0f;
-    for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
-    const float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
-    for (int64_t i = 0; i < dim; ++i) o[i] = w[i] * (xr[i] * inv);
-  }
 }
 
 Transformer::Transformer(const Model& model, LinearBackend& backend)
@@ -64,20 +54,8 @@ void Transformer::PrepareRope(const ForwardBatch& batch) {
 
 // Rotary embedding in transformers' rotate-half layout: pairs (j, j + d/2) of each head.
 void Transformer::ApplyRope(int64_t tokens, float* x, int32_t heads) const {
-  const int64_t half = static_cast<int64_t>(inv_freq_.size()), hd = 2 * half;
-  for (int64_t t = 0; t < tokens; ++t) {
-    const float* cs = rope_cos_.data() + t * half;
-    const float* sn = rope_sin_.data() + t * half;
-    float* row = x + t * heads * hd;
-    for (int32_t h = 0; h < heads; ++h) {
-      float* v = row + h * hd;
-      for (int64_t j = 0; j < half; ++j) {
-        const float a = v[j], b = v[j + half];
-        v[j] = a * cs[j] + (-b) * sn[j];
-        v[j + half] = b * cs[j] + a * sn[j];
-      }
-    }
-  }
+  qsl::ApplyRope(x, tokens, heads, static_cast<int64_t>(inv_freq_.size()), rope_cos_.data(),
+                 rope_sin_.data());
 }
 
 void Transformer::Embed(const std::vector<int32_t>& tokens, float* hidden) const {
@@ -124,18 +102,15 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
   cache.Attend(layer, batch.chunks, q_.data(), attn_.data());
   times_.attention_s += Since(attention_start);
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kO, w.o, attn_.data(), T, proj_.data()));
-  for (int64_t i = 0; i < T * H; ++i) hidden[i] += proj_[i];
+  AddInPlace(hidden, proj_.data(), T * H);
 
   // SwiGLU MLP.
   RmsNorm(hidden, w.mlp_norm.data(), T, H, c.rms_norm_eps, normed_.data());
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kGate, w.gate, normed_.data(), T, gate_.data()));
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kUp, w.up, normed_.data(), T, up_.data()));
-  for (int64_t i = 0; i < T * I; ++i) {
-    const float g = gate_[i];
-    gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
-  }
+  SwiGlu(gate_.data(), up_.data(), T * I);
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kDown, w.down, gate_.data(), T, proj_.data()));
-  for (int64_t i = 0; i < T * H; ++i) hidden[i] += proj_[i];
+  AddInPlace(hidden, proj_.data(), T * H);
   return absl::OkStatus();
 }
 

@@ -25,8 +25,6 @@ struct ForwardBatch {
 using LinearObserver =
     std::function<void(int32_t layer, LinearSlot slot, const float* x, int64_t m, int64_t k)>;
 
-// x[t] = x[t] / rms(x[t]) * w, per row (transformers' LlamaRMSNorm in fp32).
-void RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out);
 
 // Cumulative wall time of the parts of Forward that a profile separates.
 struct ForwardTimes {

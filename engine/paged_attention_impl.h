@@ -23,6 +23,7 @@
 #endif
 
 #include "base/half.h"
+#include "engine/simd_math.h"
 #include "engine/paged_attention.h"
 
 #ifndef QSL_ATTENTION_ISA
@@ -32,47 +33,8 @@
 namespace qsl::attention::QSL_ATTENTION_ISA {
 namespace {
 
-// Keys per lane group: scores are computed 16 keys at a time, in one GCC vector of 16 floats
-// (one zmm, two ymm or four xmm registers: the per-lane arithmetic is the same in each).
-constexpr int32_t kLanes = 16;
-typedef float F32x16 __attribute__((vector_size(64)));
-typedef int32_t I32x16 __attribute__((vector_size(64)));
-
-inline F32x16 LoadU(const float* p) {
-  F32x16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void StoreU(float* p, F32x16 v) { std::memcpy(p, &v, sizeof v); }
-
-// exp(x) for x <= 0 (softmax arguments), ~2 ulp, lane by lane: Cody-Waite reduction
-// x = n ln2 + r, a degree-6 polynomial for e^r (Cephes expf coefficients), and 2^n from the
-// exponent bits. Below -87 the result flushes to ~1e-38 instead of 0, which no softmax weight
-// can notice. Hand-written because libm's expf is scalar and libmvec's vector expf may round
-// differently from it: this one is the same IEEE sequence in every build and every lane.
-template <typename V, typename I>
-inline V Exp(V x) {
-  x = x < -87.0f ? V{} - 87.0f : x;
-  // n = rne(x / ln 2) by the 1.5 * 2^23 trick: plain adds, exact in every lane.
-  const V n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const V r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  V p = V{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const V y = (p * (r * r) + r) + 1.0f;
-  I e;
-  if constexpr (std::is_same_v<V, float>) {
-    e = (static_cast<int32_t>(n) + 127) << 23;
-  } else {
-    e = (__builtin_convertvector(n, I) + 127) << 23;
-  }
-  V scale;
-  std::memcpy(&scale, &e, sizeof scale);
-  return y * scale;
-}
+// Keys per lane group: scores are computed kLanes = 16 keys at a time, in one F32x16
+// (simd_math.h: one zmm, two ymm or four xmm registers, the same per-lane arithmetic in each).
 
 const float* F16Table() {
   static const std::vector<float> table = [] {
@@ -150,6 +112,19 @@ void LoadBlock(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd
   }
 }
 
+// Asks for the next block's slices of this KV head (K and V, 2 * hd * block_size values)
+// while the current block is computed: blocks are scattered over the pool, so the hardware
+// prefetcher cannot guess the next one, and at decode the KV cache is read from DRAM.
+void Prefetch(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd) {
+  const int64_t elem = kv.dtype == KvDtype::kF32 ? 4 : kv.dtype == KvDtype::kF16 ? 2 : 1;
+  const int64_t bytes = static_cast<int64_t>(hd) * kv.block_size * elem;
+  const int64_t at = head * bytes;
+  for (int64_t o = 0; o < bytes; o += 64) {
+    __builtin_prefetch(block + kv.k_offset + at + o);
+    __builtin_prefetch(block + kv.v_offset + at + o);
+  }
+}
+
 // Query heads updated together: their accumulator chains are independent (so they overlap in
 // the pipeline) and they share each K/V load. Up to the group size of the KV head.
 constexpr int32_t kMaxHeads = 8;
@@ -181,8 +156,21 @@ void UpdateHeads(const HeadState* hs, const float* kt, const float* v, int32_t h
   // outside [klo, khi) are computed and ignored).
   for (int h = 0; h < NH; ++h) {
     float* s = sc + h * lanes;
-    float block_max = -std::numeric_limits<float>::infinity();
-    for (int32_t j = klo; j < khi; ++j) block_max = std::max(block_max, s[j]);
+    // The block's max over [klo, khi): lane-wise over whole lane groups with the lanes outside
+    // set to -inf, then across lanes (max is exact in any order).
+    const F32x16 neg_inf = F32x16{} - std::numeric_limits<float>::infinity();
+    F32x16 mv = neg_inf;
+    for (int32_t t = t0; t < t1; t += kLanes) {
+      I32x16 j = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+      j += t;
+      const F32x16 x = LoadU(s + t);
+      const F32x16 in = (j >= klo && j < khi) ? x : neg_inf;
+      mv = mv > in ? mv : in;
+    }
+    float lanes_max[kLanes];
+    std::memcpy(lanes_max, &mv, sizeof lanes_max);
+    float block_max = lanes_max[0];
+    for (int32_t j = 1; j < kLanes; ++j) block_max = std::max(block_max, lanes_max[j]);
     float& m = *hs[h].m;
     if (block_max > m) {
       const float alpha = Exp<float, int32_t>(m - block_max);
@@ -191,8 +179,11 @@ void UpdateHeads(const HeadState* hs, const float* kt, const float* v, int32_t h
       m = block_max;
     }
     for (int32_t t = t0; t < t1; t += kLanes) StoreU(s + t, Exp<F32x16, I32x16>(LoadU(s + t) - m));
-    float& l = *hs[h].l;
+    // In a local: through the reference the compiler must store it on every add (it might
+    // alias s), a store-to-load chain that cost more than the rest of the softmax.
+    float l = *hs[h].l;
     for (int32_t j = klo; j < khi; ++j) l += s[j];
+    *hs[h].l = l;
   }
   // acc[d] += e[j] * v[j][d] over j in order, 16 outputs per register.
   int32_t d0 = 0;
@@ -249,6 +240,7 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
       const int32_t j0 = b * bs;
       const int32_t jbegin = std::max(j0, lo) - j0, jend = std::min(j0 + bs, last + 1) - j0;
       const uint8_t* block = kv.pool + static_cast<int64_t>(kv.table[b]) * kv.block_bytes;
+      if (b < last / bs) Prefetch(kv, kv.pool + static_cast<int64_t>(kv.table[b + 1]) * kv.block_bytes, g, hd);
       LoadBlock(kv, block, g, hd, s.num_kv_heads, jbegin, jend, lanes, w);
       for (int32_t i = 0; i < count; ++i) {
         const int32_t p = pos + i;

@@ -102,9 +102,21 @@ void PagedKvCache::StoreRow(uint8_t* plane, float* scales, int32_t slot, bool tr
     case KvDtype::kF32:
       for (int32_t i = 0; i < kvd; ++i) reinterpret_cast<float*>(plane)[at(i)] = row[i];
       return;
-    case KvDtype::kF16:
-      for (int32_t i = 0; i < kvd; ++i) reinterpret_cast<uint16_t*>(plane)[at(i)] = F32ToF16(row[i]);
+    case KvDtype::kF16: {
+      // Head by head, without at()'s divisions: K (transposed) strides by the block size.
+      auto* out = reinterpret_cast<uint16_t*>(plane);
+      for (int32_t h = 0; h < shape_.num_kv_heads; ++h) {
+        const float* x = row + h * hd;
+        if (transposed) {
+          uint16_t* o = out + static_cast<int64_t>(h) * hd * bs + slot;
+          for (int32_t d = 0; d < hd; ++d) o[static_cast<int64_t>(d) * bs] = F32ToF16(x[d]);
+        } else {
+          uint16_t* o = out + (static_cast<int64_t>(h) * bs + slot) * hd;
+          for (int32_t d = 0; d < hd; ++d) o[d] = F32ToF16(x[d]);
+        }
+      }
       return;
+    }
     case KvDtype::kInt8:
       // Per (token, head) symmetric, rounded like activations (docs/numeric-contract.md).
       for (int32_t h = 0; h < shape_.num_kv_heads; ++h) {
