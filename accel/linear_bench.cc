@@ -4,8 +4,11 @@
 // weight bytes / time) and GOPS (2*M*N*K / time) next to those two ceilings. A summary table in
 // Markdown follows the usual output.
 //
-//   qsl-bench-linear [--threads=1,2] [--isa=avx512,avx2] [--m=1,128] [--ws_mb=1024] [--scalar]
+//   qsl-bench-linear [--threads=1,2] [--isa=avx512,avx2] [--m=1,128] [--ws_mb=1024] [--cold_gemm]
+//                    [--scalar]
 //                    [--benchmark_* flags]
+// --cold_gemm rotates GEMM weights through copies as GEMV does (a batched decode step reads its
+// weights from DRAM too); by default a GEMM reuses one copy.
 // --m picks the row counts: 1 is the GEMV ("gemv/..."), 128 the GEMM ("gemm/..."), any other M
 // a GEMM named "gemmM/..." (e.g. --m=32 for a step of 32 decoding sequences).
 #include <algorithm>
@@ -39,6 +42,7 @@ struct Options {
   std::vector<int64_t> ms = {1, 128};
   int64_t ws_bytes = int64_t{1} << 30;
   bool scalar = false;
+  bool cold_gemm = false;
 };
 
 std::string OpName(int64_t m) {
@@ -187,18 +191,30 @@ PackedLinear MakeWeights(WeightScheme scheme, Shape s) {
 // weights rotate through copies filling ws_bytes, so every call reads them from DRAM as a decode
 // step does; GEMM reuses one copy. The reported time is the kernel's alone (manual time).
 void RunLinear(benchmark::State& state, const std::string& name, Isa isa, int threads,
-               WeightScheme scheme, Shape shape, int64_t m, int64_t ws_bytes) {
+               WeightScheme scheme, Shape shape, int64_t m, int64_t ws_bytes, bool cold) {
   if (!SetIsa(isa).ok() || !ThreadPool::SetDefaultSize(threads).ok()) {
     state.SkipWithError("cannot select path or threads");
     return;
   }
   const PackedLinear p = MakeWeights(scheme, shape);
   const int64_t bytes = p.layout.bytes();
-  const int64_t copies = m == 1 ? std::max<int64_t>(1, (ws_bytes + bytes - 1) / bytes) : 1;
-  Buffer tiles(copies * bytes);
-  for (int64_t c = 0; c < copies; ++c) {
-    std::memcpy(tiles.data.get() + c * bytes, p.tiles.data(), static_cast<size_t>(bytes));
+  const int64_t copies =
+      m == 1 || cold ? std::max<int64_t>(1, (ws_bytes + bytes - 1) / bytes) : 1;
+  // Google Benchmark calls this several times per repetition (to size the iteration count):
+  // the copies (up to ws_bytes, 1 GiB by default) are made once per weight and kept until the
+  // next benchmark needs other ones.
+  static std::string tiles_key;
+  static std::unique_ptr<Buffer> tiles_buf;
+  const std::string key = absl::StrCat(WeightSchemeName(scheme), shape.k, "x", shape.n, "/", copies);
+  if (key != tiles_key) {
+    tiles_buf.reset();
+    tiles_buf = std::make_unique<Buffer>(copies * bytes);
+    for (int64_t c = 0; c < copies; ++c) {
+      std::memcpy(tiles_buf->data.get() + c * bytes, p.tiles.data(), static_cast<size_t>(bytes));
+    }
+    tiles_key = key;
   }
+  const Buffer& tiles = *tiles_buf;
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> q(-127, 127);
   std::vector<int8_t> a(m * p.layout.k_pad());
@@ -320,10 +336,12 @@ bool ParseFlags(int argc, char** argv, Options* o) {
         return false;
       }
       o->ws_bytes = mb << 20;
+    } else if (arg == "--cold_gemm") {
+      o->cold_gemm = true;
     } else if (arg == "--scalar") {
       o->scalar = true;
     } else {
-      std::fprintf(stderr, "unknown flag '%s' (--threads, --isa, --m, --ws_mb, --scalar, "
+      std::fprintf(stderr, "unknown flag '%s' (--threads, --isa, --m, --ws_mb, --cold_gemm, --scalar, "
                    "--benchmark_*)\n", argv[i]);
       return false;
     }
@@ -373,7 +391,7 @@ int Main(int argc, char** argv) {
                                                   WeightSchemeName(scheme), "/", s.k, "x", s.n,
                                                   "/", IsaName(isa), "/threads:", t);
             benchmark::RegisterBenchmark(name.c_str(), RunLinear, name, isa, t, scheme, s, m,
-                                         o.ws_bytes)
+                                         o.ws_bytes, o.cold_gemm)
                 ->Unit(benchmark::kMicrosecond)
                 ->UseManualTime();
           }
