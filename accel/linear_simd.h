@@ -103,11 +103,24 @@ QSL_INLINE void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot) {
 // acc[r][v] += the 4-way dot products of k-quads [q0, q1) of one tile: each weight vector is
 // loaded (for W4 also expanded) once and used for R rows; each activation quad is broadcast once
 // and used for V vectors.
+// How far ahead of its loads the W4 GEMV prefetches (measured on Zen 5: 1 KiB and 4 KiB gain
+// less than 2 KiB; W8, one load per vector and no expansion, reads as fast without).
+constexpr int64_t kW4PrefetchBytes = 2048;
+
 template <class I, bool kW4, int R, int V>
 QSL_INLINE void DotQuads(Vec<I> (&acc)[R][V], const uint8_t* wp, int64_t quad_stride,
                          const int8_t* ap, int64_t lda, int64_t q0, int64_t q1) {
   for (int64_t q = q0; q < q1; ++q) {
     Vec<I> wv[V];
+    if constexpr (kW4 && R == 1) {
+      // GEMV streams the nibbles from DRAM once, with expansion work between the loads: asking
+      // for the lines kW4PrefetchBytes ahead keeps enough misses in flight to read at the
+      // DRAM rate (docs/performance.md). Past the end of a tile this touches the next one.
+#pragma GCC unroll 4
+      for (int64_t o = 0; o < V * I::kCols * kQuadBytes<kW4>; o += 64) {
+        __builtin_prefetch(wp + q * quad_stride + kW4PrefetchBytes + o);
+      }
+    }
     if constexpr (kPairedW4<kW4, V>) {
       // Two vectors from one load of their 2 * kCols columns (contiguous in a k-quad row),
       // in the permuted column order of I::LoadW4Pair; FoldW4 puts the columns back.
