@@ -100,13 +100,13 @@ QSL_INLINE void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot) {
   }
 }
 
+// How far ahead of its loads the W4 GEMV prefetches (measured on Zen 5: 1 KiB and 4 KiB gain
+// less than 2 KiB; W8, one load per vector and no expansion, showed no clear gain).
+constexpr int64_t kW4PrefetchBytes = 2048;
+
 // acc[r][v] += the 4-way dot products of k-quads [q0, q1) of one tile: each weight vector is
 // loaded (for W4 also expanded) once and used for R rows; each activation quad is broadcast once
 // and used for V vectors.
-// How far ahead of its loads the W4 GEMV prefetches (measured on Zen 5: 1 KiB and 4 KiB gain
-// less than 2 KiB; W8, one load per vector and no expansion, reads as fast without).
-constexpr int64_t kW4PrefetchBytes = 2048;
-
 template <class I, bool kW4, int R, int V>
 QSL_INLINE void DotQuads(Vec<I> (&acc)[R][V], const uint8_t* wp, int64_t quad_stride,
                          const int8_t* ap, int64_t lda, int64_t q0, int64_t q1) {

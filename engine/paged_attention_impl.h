@@ -33,8 +33,8 @@
 namespace qsl::attention::QSL_ATTENTION_ISA {
 namespace {
 
-// Keys per lane group: scores are computed kLanes = 16 keys at a time, in one F32x16
-// (simd_math.h: one zmm, two ymm or four xmm registers, the same per-lane arithmetic in each).
+// Scores are computed kLanes = 16 keys at a time, in one F32x16 (simd_math.h: one zmm, two ymm
+// or four xmm registers, the same per-lane arithmetic in each).
 
 const float* F16Table() {
   static const std::vector<float> table = [] {
@@ -180,7 +180,7 @@ void UpdateHeads(const HeadState* hs, const float* kt, const float* v, int32_t h
     }
     for (int32_t t = t0; t < t1; t += kLanes) StoreU(s + t, Exp<F32x16, I32x16>(LoadU(s + t) - m));
     // In a local: through the reference the compiler must store it on every add (it might
-    // alias s), a store-to-load chain that cost more than the rest of the softmax.
+    // alias s), a store-to-load chain that perf showed as the softmax's hottest instruction.
     float l = *hs[h].l;
     for (int32_t j = klo; j < khi; ++j) l += s[j];
     *hs[h].l = l;
@@ -240,7 +240,9 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
       const int32_t j0 = b * bs;
       const int32_t jbegin = std::max(j0, lo) - j0, jend = std::min(j0 + bs, last + 1) - j0;
       const uint8_t* block = kv.pool + static_cast<int64_t>(kv.table[b]) * kv.block_bytes;
-      if (b < last / bs) Prefetch(kv, kv.pool + static_cast<int64_t>(kv.table[b + 1]) * kv.block_bytes, g, hd);
+      if (b < last / bs) {
+        Prefetch(kv, kv.pool + static_cast<int64_t>(kv.table[b + 1]) * kv.block_bytes, g, hd);
+      }
       LoadBlock(kv, block, g, hd, s.num_kv_heads, jbegin, jend, lanes, w);
       for (int32_t i = 0; i < count; ++i) {
         const int32_t p = pos + i;
