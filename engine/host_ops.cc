@@ -97,9 +97,10 @@ void ApplyRope(float* x, int64_t tokens, int32_t heads, int64_t half, const floa
   });
 }
 
-const char* HostOpsIsa() { return Active().name; }
-
-HostOpsKernels HostOpsFor(int isa_index) { return BuildFor(SupportedIsas()[isa_index]); }
-int HostOpsCount() { return static_cast<int>(SupportedIsas().size()); }
+std::vector<HostOpsKernels> HostOpsBuilds() {
+  std::vector<HostOpsKernels> v;
+  for (Isa isa : SupportedIsas()) v.push_back(BuildFor(isa));
+  return v;
+}
 
 }  // namespace qsl

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace qsl {
 
@@ -30,10 +31,8 @@ void AddInPlace(float* x, const float* y, int64_t n);
 void ApplyRope(float* x, int64_t tokens, int32_t heads, int64_t half, const float* cos,
                const float* sin);
 
-// The name of the build in use ("avx512", "avx2", "generic").
-const char* HostOpsIsa();
-
-// Each build's kernels over whole ranges, for tests comparing builds (index: SupportedIsas()).
+// Each build's kernels over whole ranges, for tests comparing builds: one per ISA this CPU
+// supports, generic first (as PagedAttentionIsas()).
 struct HostOpsKernels {
   const char* name;
   void (*rms_norm)(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
@@ -43,7 +42,6 @@ struct HostOpsKernels {
   void (*rope)(float* x, int64_t tokens, int32_t heads, int64_t half, const float* cos,
                const float* sin);
 };
-HostOpsKernels HostOpsFor(int isa_index);
-int HostOpsCount();
+std::vector<HostOpsKernels> HostOpsBuilds();
 
 }  // namespace qsl
