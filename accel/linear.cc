@@ -50,9 +50,11 @@ kernel::Weights Flatten(const LinearWeightsView& v) {
                          l.zero_offset(),  l.tile_k,         l.tile_n, w4 ? l.group : 0};
 }
 
-std::vector<int32_t>& SumsBuffer() {
-  thread_local std::vector<int32_t> buf;
-  return buf;
+// Per-thread buffers of row sums, one per weight of a multi-weight call.
+std::vector<int32_t>& SumsBuffer(size_t i) {
+  thread_local std::vector<std::vector<int32_t>> bufs;
+  if (bufs.size() <= i) bufs.resize(i + 1);
+  return bufs[i];
 }
 std::vector<int32_t>& ScratchBuffer() {
   thread_local std::vector<int32_t> buf;
@@ -65,38 +67,57 @@ int64_t Grain(int64_t items, const ThreadPool& pool) {
   return std::max<int64_t>(1, items / (pool.size() * kRangesPerThread));
 }
 
+// One weight's share of a call: its flattened view, activations (with the row sums its scheme
+// needs), output, and how its work is cut into items.
+struct Plan {
+  const kernel::Kernels* k = nullptr;
+  kernel::Weights w;
+  kernel::Activations act;
+  kernel::Output out;
+  int64_t m = 0, rows = 0, row_blocks = 0, kt_block = 0, items = 0;
+};
+
+Plan MakePlan(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t* a, int64_t m,
+              const float* a_scale, const kernel::Output& out, std::vector<int32_t>& sums) {
+  Plan p;
+  p.k = &k;
+  p.w = Flatten(v);
+  p.out = out;
+  p.m = m;
+  const int64_t k_pad = v.layout.k_pad();
+  // Row sums: per segment for W4, per row for W8 on a path that biases the weights.
+  const int64_t seg = p.w.group != 0 ? kernel::SegmentLength(p.w) : k_pad;
+  if (p.w.group != 0 || k.w8_sums) {
+    sums.resize(static_cast<size_t>(m * (k_pad / seg)));
+    k.row_sums(a, m, k_pad, seg, sums.data());
+  }
+  p.act = kernel::Activations{a, m, k_pad, sums.data(), k_pad / seg, a_scale};
+  // Work items: (n-tile, row block), n-tile major so that neighbouring items share a slab.
+  p.row_blocks = CeilDiv(m, kMaxRowBlock);
+  const int64_t step = p.w.group != 0 ? k.rows_w4 : k.rows_w8;
+  p.rows = CeilDiv(CeilDiv(m, p.row_blocks), step) * step;
+  // A single row block reads each weight once: no reason to cut K.
+  p.kt_block = m <= step ? p.w.k_tiles : std::max<int64_t>(1, kKBlockBytes / p.w.tile_stride);
+  p.items = v.layout.n_tiles() * p.row_blocks;
+  return p;
+}
+
+void RunItem(const Plan& p, int64_t i) {
+  std::vector<int32_t>& scratch = ScratchBuffer();
+  scratch.resize(static_cast<size_t>(p.rows * p.w.tile_n));
+  const int64_t nt = i / p.row_blocks, t0 = (i % p.row_blocks) * p.rows;
+  p.k->linear(p.w, p.act, p.out, nt, nt + 1, t0, std::min(p.m, t0 + p.rows), p.kt_block,
+              scratch.data());
+}
+
 // Runs the matmul of `m` rows on path `k`, writing int32 accumulators or the fused epilogue.
 void Run(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t* a, int64_t m,
          const float* a_scale, const kernel::Output& out) {
   if (m <= 0) return;
-  const kernel::Weights w = Flatten(v);
-  const int64_t k_pad = v.layout.k_pad();
-  // Row sums: per segment for W4, per row for W8 on a path that biases the weights.
-  const int64_t seg = w.group != 0 ? kernel::SegmentLength(w) : k_pad;
-  std::vector<int32_t>& sums = SumsBuffer();
-  if (w.group != 0 || k.w8_sums) {
-    sums.resize(static_cast<size_t>(m * (k_pad / seg)));
-    k.row_sums(a, m, k_pad, seg, sums.data());
-  }
-  const kernel::Activations act{a, m, k_pad, sums.data(), k_pad / seg, a_scale};
-
-  // Work items: (n-tile, row block), n-tile major so that neighbouring items share a slab.
-  const int64_t row_blocks = CeilDiv(m, kMaxRowBlock);
-  const int64_t step = w.group != 0 ? k.rows_w4 : k.rows_w8;
-  const int64_t rows = CeilDiv(CeilDiv(m, row_blocks), step) * step;
-  const int64_t n_tiles = v.layout.n_tiles();
-  // A single row block reads each weight once: no reason to cut K.
-  const int64_t kt_block =
-      m <= step ? w.k_tiles : std::max<int64_t>(1, kKBlockBytes / w.tile_stride);
+  const Plan p = MakePlan(k, v, a, m, a_scale, out, SumsBuffer(0));
   ThreadPool& pool = ThreadPool::Default();
-  const int64_t items = n_tiles * row_blocks;
-  pool.ParallelFor(items, Grain(items, pool), [&](int64_t begin, int64_t end) {
-    std::vector<int32_t>& scratch = ScratchBuffer();
-    scratch.resize(static_cast<size_t>(rows * w.tile_n));
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t nt = i / row_blocks, t0 = (i % row_blocks) * rows;
-      k.linear(w, act, out, nt, nt + 1, t0, std::min(m, t0 + rows), kt_block, scratch.data());
-    }
+  pool.ParallelFor(p.items, Grain(p.items, pool), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) RunItem(p, i);
   });
 }
 
@@ -133,6 +154,30 @@ void Epilogue(const LinearWeightsView& w, const int32_t* acc, int64_t ldacc, con
   const kernel::Weights kw = Flatten(w);
   ForRows(m, w.layout.n, [&](int64_t b, int64_t e) {
     path->epilogue(kw, acc + b * ldacc, ldacc, a_scale + b, e - b, y + b * ldy, ldy);
+  });
+}
+
+void LinearInt8Shared(absl::Span<const LinearWeightsView> ws, const int8_t* a,
+                      const float* a_scale, int64_t m, absl::Span<float* const> ys) {
+  std::vector<Plan> plans;
+  std::vector<int64_t> first = {0};  // plans[j]'s items start at first[j] of the joint range
+  for (size_t j = 0; j < ws.size(); ++j) {
+    const kernel::Kernels* path = PathFor(ws[j].layout);
+    if (path == nullptr || m <= 0) {
+      LinearInt8(ws[j], a, a_scale, m, ys[j], ws[j].layout.n);
+      continue;
+    }
+    plans.push_back(MakePlan(*path, ws[j], a, m, a_scale,
+                             kernel::Output{nullptr, 0, ys[j], ws[j].layout.n}, SumsBuffer(j)));
+    first.push_back(first.back() + plans.back().items);
+  }
+  ThreadPool& pool = ThreadPool::Default();
+  pool.ParallelFor(first.back(), Grain(first.back(), pool), [&](int64_t begin, int64_t end) {
+    size_t j = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      while (i >= first[j + 1]) ++j;
+      RunItem(plans[j], i - first[j]);
+    }
   });
 }
 

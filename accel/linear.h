@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "absl/types/span.h"
 #include "format/weight_tiles.h"
 
 namespace qsl {
@@ -32,6 +33,11 @@ void Epilogue(const LinearWeightsView& w, const int32_t* acc, int64_t ldacc, con
 // MatmulInt8 then Epilogue, fused; the same bits as the two steps.
 void LinearInt8(const LinearWeightsView& w, const int8_t* a, const float* a_scale, int64_t m,
                 float* y, int64_t ldy);
+
+// LinearInt8 of several weights over the same activations (one K: Q/K/V, gate/up) as one
+// split over the pool: ys[j] is [m, ws[j].layout.n]. The same bits as one call per weight.
+void LinearInt8Shared(absl::Span<const LinearWeightsView> ws, const int8_t* a,
+                      const float* a_scale, int64_t m, absl::Span<float* const> ys);
 
 // The plain scalar reference of each step: the definition every other path is tested against.
 namespace scalar {

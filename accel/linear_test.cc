@@ -209,6 +209,42 @@ TEST(LinearTest, ThreadCountDoesNotChangeBits) {
   EXPECT_EQ(Bits(results[0]), Bits(results[2]));
 }
 
+// Q/K/V and gate/up run as one call over their shared activations: every weight (W8 and W4,
+// different N, one with a tile the SIMD paths do not cut so it falls back to the scalar
+// reference) must come out as its own LinearInt8 call gives it, on every path and row count.
+TEST(LinearTest, SharedCallMatchesOneCallPerWeight) {
+  std::mt19937 rng(17);
+  const int64_t k = 700;
+  std::vector<PackedLinear> packed;
+  packed.push_back(RandomW8(515, k, kDefault, rng));
+  packed.push_back(RandomW4(64, k, kDefault, 128, rng));
+  packed.push_back(RandomW4(300, k, kDefault, 32, rng));
+  packed.push_back(RandomW8(40, k, TileShape{kDefault.tile_k, 8}, rng));
+  std::vector<LinearWeightsView> views;
+  for (const PackedLinear& p : packed) views.push_back(View(p));
+  const int64_t k_pad = views[0].layout.k_pad();
+  for (const LinearWeightsView& v : views) ASSERT_EQ(v.layout.k_pad(), k_pad);
+  for (int64_t m : {1, 7, 32, 130}) {
+    SCOPED_TRACE(m);
+    const std::vector<int8_t> a = RandomActivations(m, k, k_pad, rng);
+    const std::vector<float> a_scale = RandomScales(m, rng);
+    for (Isa isa : SupportedIsas()) {
+      SCOPED_TRACE(IsaName(isa));
+      ScopedIsa scoped(isa);
+      std::vector<std::vector<float>> want, got;
+      std::vector<float*> ys;
+      for (const LinearWeightsView& v : views) {
+        want.emplace_back(m * v.layout.n, 0.0f);
+        LinearInt8(v, a.data(), a_scale.data(), m, want.back().data(), v.layout.n);
+        got.emplace_back(m * v.layout.n, -1.0f);
+      }
+      for (auto& y : got) ys.push_back(y.data());
+      LinearInt8Shared(views, a.data(), a_scale.data(), m, ys);
+      for (size_t j = 0; j < views.size(); ++j) EXPECT_EQ(Bits(got[j]), Bits(want[j])) << j;
+    }
+  }
+}
+
 // Extremes at the contract's limit: |a| = |w| = 127 over the largest K the loader accepts, so
 // the int32 sums are near 2^31 and the AVX-512 path's a*(w + 128) sums wrap (and must still
 // come out exact); and zero rows.

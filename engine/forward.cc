@@ -35,6 +35,19 @@ absl::Status Transformer::RunLinear(int32_t layer, LinearSlot slot, const Linear
   return status;
 }
 
+absl::Status Transformer::RunLinears(int32_t layer, std::initializer_list<LinearSlot> slots,
+                                     std::initializer_list<const Linear*> lins, const float* x,
+                                     int64_t m, std::initializer_list<float*> ys) {
+  if (observer_) {
+    auto slot = slots.begin();
+    for (const Linear* lin : lins) observer_(layer, *slot++, x, m, lin->k);
+  }
+  const auto t0 = Clock::now();
+  absl::Status status = backend_.RunShared({lins.begin(), lins.size()}, x, m, {ys.begin(), ys.size()});
+  times_.linear_s += Since(t0);
+  return status;
+}
+
 void Transformer::PrepareRope(const ForwardBatch& batch) {
   const size_t half = inv_freq_.size();
   rope_cos_.resize(batch.tokens.size() * half);
@@ -88,9 +101,9 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
 
   // Attention.
   RmsNorm(hidden, w.attn_norm.data(), T, H, c.rms_norm_eps, normed_.data());
-  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kQ, w.q, normed_.data(), T, q_.data()));
-  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kK, w.k, normed_.data(), T, k_.data()));
-  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kV, w.v, normed_.data(), T, v_.data()));
+  QSL_RETURN_IF_ERROR(RunLinears(layer, {LinearSlot::kQ, LinearSlot::kK, LinearSlot::kV},
+                                 {&w.q, &w.k, &w.v}, normed_.data(), T,
+                                 {q_.data(), k_.data(), v_.data()}));
   ApplyRope(T, q_.data(), static_cast<int32_t>(c.num_heads));
   ApplyRope(T, k_.data(), static_cast<int32_t>(c.num_kv_heads));
   const auto attention_start = Clock::now();
@@ -106,8 +119,8 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
 
   // SwiGLU MLP.
   RmsNorm(hidden, w.mlp_norm.data(), T, H, c.rms_norm_eps, normed_.data());
-  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kGate, w.gate, normed_.data(), T, gate_.data()));
-  QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kUp, w.up, normed_.data(), T, up_.data()));
+  QSL_RETURN_IF_ERROR(RunLinears(layer, {LinearSlot::kGate, LinearSlot::kUp}, {&w.gate, &w.up},
+                                 normed_.data(), T, {gate_.data(), up_.data()}));
   SwiGlu(gate_.data(), up_.data(), T * I);
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kDown, w.down, gate_.data(), T, proj_.data()));
   AddInPlace(hidden, proj_.data(), T * H);

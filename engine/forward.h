@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -55,6 +56,10 @@ class Transformer {
  private:
   absl::Status RunLinear(int32_t layer, LinearSlot slot, const Linear& lin, const float* x,
                          int64_t m, float* y);
+  // Linears of one input in one backend call (LinearBackend::RunShared).
+  absl::Status RunLinears(int32_t layer, std::initializer_list<LinearSlot> slots,
+                          std::initializer_list<const Linear*> lins, const float* x, int64_t m,
+                          std::initializer_list<float*> ys);
   // cos/sin of every batch token's position, computed once per batch for all layers.
   void PrepareRope(const ForwardBatch& batch);
   void ApplyRope(int64_t tokens, float* x, int32_t heads) const;

@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "accel/linear.h"
 
 namespace qsl {
@@ -16,6 +18,33 @@ absl::Status CpuLinearBackend::Run(const Linear& lin, const float* x, int64_t m,
     return absl::OkStatus();
   }
   LinearFp32(lin, x, m, y);
+  return absl::OkStatus();
+}
+
+absl::Status LinearBackend::RunShared(absl::Span<const Linear* const> lins, const float* x,
+                                     int64_t m, absl::Span<float* const> ys) {
+  for (size_t i = 0; i < lins.size(); ++i) {
+    if (absl::Status s = Run(*lins[i], x, m, ys[i]); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuLinearBackend::RunShared(absl::Span<const Linear* const> lins, const float* x,
+                                         int64_t m, absl::Span<float* const> ys) {
+  const auto shares = [&](const Linear* l) {
+    return l->quantized() && l->k == lins[0]->k &&
+           l->q.layout.k_pad() == lins[0]->q.layout.k_pad();
+  };
+  if (lins.empty() || !std::all_of(lins.begin(), lins.end(), shares)) {
+    return LinearBackend::RunShared(lins, x, m, ys);
+  }
+  const int64_t k_pad = lins[0]->q.layout.k_pad();
+  a8_.resize(static_cast<size_t>(m * k_pad));
+  a_scale_.resize(static_cast<size_t>(m));
+  QuantizeActivations(x, m, lins[0]->k, lins[0]->k, k_pad, a8_.data(), a_scale_.data());
+  views_.clear();
+  for (const Linear* l : lins) views_.push_back(l->q);
+  LinearInt8Shared(views_, a8_.data(), a_scale_.data(), m, ys);
   return absl::OkStatus();
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "engine/engine.h"
 #include "engine/model.h"
 
@@ -16,6 +17,11 @@ class LinearBackend {
   virtual ~LinearBackend() = default;
   // y[m, lin.n] = x[m, lin.k] W^T (+ b). x rows are contiguous (stride lin.k), y rows stride lin.n.
   virtual absl::Status Run(const Linear& lin, const float* x, int64_t m, float* y) = 0;
+  // Several linears of the same input x[m, k] (Q/K/V, gate/up): ys[i] is [m, lins[i]->n]. A
+  // backend that can share the activation quantization and one dispatch overrides it; the
+  // default runs them one by one.
+  virtual absl::Status RunShared(absl::Span<const Linear* const> lins, const float* x, int64_t m,
+                                 absl::Span<float* const> ys);
   // Safe to call from any thread while Run runs on another.
   virtual DeviceReport Devices() const { return {}; }
 };
@@ -25,10 +31,14 @@ class LinearBackend {
 class CpuLinearBackend final : public LinearBackend {
  public:
   absl::Status Run(const Linear& lin, const float* x, int64_t m, float* y) override;
+  // Quantized linears of one K: one quantization of x and one split over the pool.
+  absl::Status RunShared(absl::Span<const Linear* const> lins, const float* x, int64_t m,
+                         absl::Span<float* const> ys) override;
 
  private:
   std::vector<int8_t> a8_;
   std::vector<float> a_scale_;
+  std::vector<LinearWeightsView> views_;
 };
 
 // y[m, lin.n] = x[m, lin.k] lin.w^T (+ b) in fp32 through OpenBLAS: the reference-quality path.

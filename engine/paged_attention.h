@@ -26,9 +26,10 @@ struct PagedKv {
 
 // Per-thread working memory, grown on first use.
 struct AttentionScratch {
-  std::vector<float> kt, v;     // one block of one KV head: K transposed [hd][lanes], V [slot][hd]
-  std::vector<float> scores;    // a few heads' scores over one block
-  std::vector<float> max, sum;  // online softmax state per (query, head)
+  std::vector<float> kt, v;  // one block of one KV head: K transposed [hd][lanes], V [slot][hd]
+  std::vector<float> block;  // a few heads' scores over one block
+  std::vector<float> scores; // score rows of a tile of queries, each over its whole context
+  std::vector<float> sum;    // softmax sums per (query, head) of the tile
 };
 
 // Causal attention of the queries at positions [pos, pos + count) (q: [count, q_dim]) over

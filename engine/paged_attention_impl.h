@@ -8,8 +8,9 @@
 // - exp is Exp() below: IEEE add/mul/convert only, the same sequence in every lane;
 // - -ffp-contract=off everywhere and no -mfma: the compiler cannot fuse a*b+c in one build and
 //   not in another. Vectorizing independent lanes never reassociates (no -ffast-math).
-// Online softmax over key blocks in position order (blocks are fixed at multiples of the block
-// size), so a query's result does not depend on how many queries share the call either.
+// - the softmax is exact per query (max over all its keys first), and its sum runs over lanes
+//   fixed by the key's position (Softmax below), so a query's result depends on neither how many
+//   queries share the call nor how a prompt was chunked.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -78,194 +79,266 @@ void Load(KvDtype dtype, const uint8_t* plane, int64_t at, int32_t n, float* dst
   }
 }
 
-// One KV head's keys [jbegin, jend) of a block as fp32 K^T [hd][lanes] and V [slot][hd]. Both
-// planes keep each head's slice of a block contiguous: K as [head][d][slot], V as
-// [head][slot][d] (PagedKvCache::Store). K is loaded whole, unwritten slots included (the pool
-// starts zeroed; a slot not yet written holds zeros or an earlier tenant's values): their lanes
-// are computed and ignored, and whole rows convert fastest.
-void LoadBlock(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd,
-               int32_t num_kv_heads, int32_t jbegin, int32_t jend, int32_t lanes,
-               AttentionScratch& w) {
-  const int32_t bs = kv.block_size, n = jend - jbegin;
+// One KV head's K slice of a block as fp32 K^T [hd][lanes]. The K plane keeps each head's slice
+// of a block contiguous, as [head][d][slot] (PagedKvCache::Store). Loaded whole, unwritten slots
+// included (the pool starts zeroed; a slot not yet written holds zeros or an earlier tenant's
+// values): their lanes are computed and never read, and whole rows convert fastest. int8 scales
+// apply to the `n` slots in use.
+void LoadK(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd, int32_t num_kv_heads,
+           int32_t n, int32_t lanes, float* kt) {
+  const int32_t bs = kv.block_size;
   const int64_t head0 = static_cast<int64_t>(head) * hd * bs;
   if (lanes == bs) {
-    Load(kv.dtype, block + kv.k_offset, head0, hd * bs, w.kt.data());  // one contiguous run
+    Load(kv.dtype, block + kv.k_offset, head0, hd * bs, kt);  // one contiguous run
   } else {
     for (int32_t d = 0; d < hd; ++d) {
       Load(kv.dtype, block + kv.k_offset, head0 + static_cast<int64_t>(d) * bs, bs,
-           w.kt.data() + static_cast<int64_t>(d) * lanes);
+           kt + static_cast<int64_t>(d) * lanes);
     }
   }
-  Load(kv.dtype, block + kv.v_offset, head0 + static_cast<int64_t>(jbegin) * hd, n * hd,
-       w.v.data() + static_cast<int64_t>(jbegin) * hd);
   if (kv.dtype != KvDtype::kInt8) return;
   const auto* ks = reinterpret_cast<const float*>(block + kv.k_scale_offset);
-  const auto* vs = reinterpret_cast<const float*>(block + kv.v_scale_offset);
   for (int32_t d = 0; d < hd; ++d) {
-    float* row = w.kt.data() + static_cast<int64_t>(d) * lanes;
-    for (int32_t j = jbegin; j < jend; ++j) row[j] *= ks[j * num_kv_heads + head];
+    float* row = kt + static_cast<int64_t>(d) * lanes;
+    for (int32_t j = 0; j < n; ++j) row[j] *= ks[j * num_kv_heads + head];
   }
-  for (int32_t j = jbegin; j < jend; ++j) {
-    float* row = w.v.data() + static_cast<int64_t>(j) * hd;
+}
+
+// One KV head's V rows [0, n) of a block as fp32 [slot][hd] (the V plane is [head][slot][d]).
+void LoadV(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd, int32_t num_kv_heads,
+           int32_t n, float* v) {
+  const int64_t head0 = static_cast<int64_t>(head) * hd * kv.block_size;
+  Load(kv.dtype, block + kv.v_offset, head0, n * hd, v);
+  if (kv.dtype != KvDtype::kInt8) return;
+  const auto* vs = reinterpret_cast<const float*>(block + kv.v_scale_offset);
+  for (int32_t j = 0; j < n; ++j) {
+    float* row = v + static_cast<int64_t>(j) * hd;
     const float scale = vs[j * num_kv_heads + head];
     for (int32_t d = 0; d < hd; ++d) row[d] *= scale;
   }
 }
 
-// Asks for the next block's slices of this KV head (K and V, 2 * hd * block_size values)
-// while the current block is computed: blocks are scattered over the pool, so the hardware
+// Asks for one plane's slices of KV heads [head, head + n) in a block (n * hd * block_size
+// values, contiguous) ahead of their use: blocks are scattered over the pool, so the hardware
 // prefetcher cannot guess the next one, and at decode the KV cache is read from DRAM.
-void Prefetch(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd) {
+void Prefetch(const PagedKv& kv, const uint8_t* block, int64_t plane_offset, int32_t head,
+              int32_t hd, int32_t n) {
   const int64_t elem = kv.dtype == KvDtype::kF32 ? 4 : kv.dtype == KvDtype::kF16 ? 2 : 1;
   const int64_t bytes = static_cast<int64_t>(hd) * kv.block_size * elem;
-  const int64_t at = head * bytes;
-  for (int64_t o = 0; o < bytes; o += 64) {
-    __builtin_prefetch(block + kv.k_offset + at + o);
-    __builtin_prefetch(block + kv.v_offset + at + o);
-  }
+  const uint8_t* at = block + plane_offset + head * bytes;
+  for (int64_t o = 0; o < n * bytes; o += 64) __builtin_prefetch(at + o, 0, 2);
 }
 
-// Query heads updated together: their accumulator chains are independent (so they overlap in
+// How far ahead (in blocks) K and V are requested. Decode reads the cache from DRAM in
+// slices of a few KiB scattered over the pool: one block ahead left it latency-bound.
+constexpr int32_t kPrefetchBlocks = 4;
+
+// Query heads computed together: their accumulator chains are independent (so they overlap in
 // the pipeline) and they share each K/V load. Up to the group size of the KV head.
 constexpr int32_t kMaxHeads = 8;
+// Queries of one chunk scored together per KV head (they share each block's conversion), as
+// many as fit kScoreFloats of score rows.
+constexpr int32_t kMaxQueries = 16;
+constexpr int64_t kScoreFloats = 1 << 16;
 
-// The online softmax state of one query head.
-struct HeadState {
-  const float* q;
-  float* acc;  // output accumulator [hd]
-  float* m;    // running max
-  float* l;    // running sum
-};
-
-// NH query heads against the keys [klo, khi) of the loaded block. For each head and lane the
-// operations are exactly those of one head alone: NH only interleaves independent work.
+// Scores of NH query heads against the lane groups [t0, t1) of the loaded block:
+// dst[h][t] = scale * sum over d in order 0..hd-1 of q[h][d] * kt[d][t], one lane per key.
 template <int NH>
-void UpdateHeads(const HeadState* hs, const float* kt, const float* v, int32_t hd, int32_t lanes,
-                 int32_t klo, int32_t khi, float scale, float* sc) {
-  const int32_t t0 = klo / kLanes * kLanes, t1 = (khi + kLanes - 1) / kLanes * kLanes;
-  // Scores, 16 keys per lane group: a sequential sum over d per lane.
+void Scores(const float* const* q, const float* kt, int32_t hd, int32_t lanes, int32_t t0,
+            int32_t t1, float scale, float* dst) {
   for (int32_t t = t0; t < t1; t += kLanes) {
     F32x16 lane[NH] = {};
     for (int32_t d = 0; d < hd; ++d) {
       const F32x16 k = LoadU(kt + static_cast<int64_t>(d) * lanes + t);
-      for (int h = 0; h < NH; ++h) lane[h] += hs[h].q[d] * k;
+      for (int h = 0; h < NH; ++h) lane[h] += q[h][d] * k;
     }
-    for (int h = 0; h < NH; ++h) StoreU(sc + h * lanes + t, lane[h] * scale);
+    for (int h = 0; h < NH; ++h) StoreU(dst + h * lanes + t, lane[h] * scale);
   }
-  // Online softmax: rescale under a new max, then exponentiate (whole lane groups; lanes
-  // outside [klo, khi) are computed and ignored).
-  for (int h = 0; h < NH; ++h) {
-    float* s = sc + h * lanes;
-    // The block's max over [klo, khi): lane-wise over whole lane groups with the lanes outside
-    // set to -inf, then across lanes (max is exact in any order).
-    const F32x16 neg_inf = F32x16{} - std::numeric_limits<float>::infinity();
-    F32x16 mv = neg_inf;
-    for (int32_t t = t0; t < t1; t += kLanes) {
-      I32x16 j = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-      j += t;
-      const F32x16 x = LoadU(s + t);
-      const F32x16 in = (j >= klo && j < khi) ? x : neg_inf;
-      mv = mv > in ? mv : in;
-    }
-    float lanes_max[kLanes];
-    std::memcpy(lanes_max, &mv, sizeof lanes_max);
-    float block_max = lanes_max[0];
-    for (int32_t j = 1; j < kLanes; ++j) block_max = std::max(block_max, lanes_max[j]);
-    float& m = *hs[h].m;
-    if (block_max > m) {
-      const float alpha = Exp<float, int32_t>(m - block_max);
-      *hs[h].l *= alpha;
-      for (int32_t d = 0; d < hd; ++d) hs[h].acc[d] *= alpha;
-      m = block_max;
-    }
-    for (int32_t t = t0; t < t1; t += kLanes) StoreU(s + t, Exp<F32x16, I32x16>(LoadU(s + t) - m));
-    // In a local: through the reference the compiler must store it on every add (it might
-    // alias s), a store-to-load chain that perf showed as the softmax's hottest instruction.
-    float l = *hs[h].l;
-    for (int32_t j = klo; j < khi; ++j) l += s[j];
-    *hs[h].l = l;
-  }
-  // acc[d] += e[j] * v[j][d] over j in order, 16 outputs per register.
+}
+
+// acc[h][d] += p[h][j] * v[j][d] for j in [klo, khi) in order, 16 outputs per register.
+template <int NH>
+void Accumulate(const float* const* p, float* const* acc, const float* v, int32_t hd, int32_t klo,
+                int32_t khi) {
   int32_t d0 = 0;
   for (; d0 + kLanes <= hd; d0 += kLanes) {
     F32x16 a[NH];
-    for (int h = 0; h < NH; ++h) a[h] = LoadU(hs[h].acc + d0);
+    for (int h = 0; h < NH; ++h) a[h] = LoadU(acc[h] + d0);
     for (int32_t j = klo; j < khi; ++j) {
       const F32x16 vv = LoadU(v + static_cast<int64_t>(j) * hd + d0);
-      for (int h = 0; h < NH; ++h) a[h] += sc[h * lanes + j] * vv;
+      for (int h = 0; h < NH; ++h) a[h] += p[h][j] * vv;
     }
-    for (int h = 0; h < NH; ++h) StoreU(hs[h].acc + d0, a[h]);
+    for (int h = 0; h < NH; ++h) StoreU(acc[h] + d0, a[h]);
   }
   for (; d0 < hd; ++d0) {
     for (int h = 0; h < NH; ++h) {
-      for (int32_t j = klo; j < khi; ++j) {
-        hs[h].acc[d0] += sc[h * lanes + j] * v[static_cast<int64_t>(j) * hd + d0];
-      }
+      for (int32_t j = klo; j < khi; ++j) acc[h][d0] += p[h][j] * v[static_cast<int64_t>(j) * hd + d0];
     }
   }
 }
 
-using UpdateFn = void (*)(const HeadState*, const float*, const float*, int32_t, int32_t, int32_t,
-                          int32_t, float, float*);
-constexpr UpdateFn kUpdate[kMaxHeads + 1] = {nullptr,        &UpdateHeads<1>, &UpdateHeads<2>,
-                                             &UpdateHeads<3>, &UpdateHeads<4>, &UpdateHeads<5>,
-                                             &UpdateHeads<6>, &UpdateHeads<7>, &UpdateHeads<8>};
+using ScoresFn = void (*)(const float* const*, const float*, int32_t, int32_t, int32_t, int32_t,
+                          float, float*);
+using AccumulateFn = void (*)(const float* const*, float* const*, const float*, int32_t, int32_t,
+                              int32_t);
+constexpr ScoresFn kScores[kMaxHeads + 1] = {nullptr,    &Scores<1>, &Scores<2>,
+                                             &Scores<3>, &Scores<4>, &Scores<5>,
+                                             &Scores<6>, &Scores<7>, &Scores<8>};
+constexpr AccumulateFn kAccumulate[kMaxHeads + 1] = {
+    nullptr,        &Accumulate<1>, &Accumulate<2>, &Accumulate<3>, &Accumulate<4>,
+    &Accumulate<5>, &Accumulate<6>, &Accumulate<7>, &Accumulate<8>};
+
+// Softmax numerators of one score row over its entries [a, e), in place: exp(s - max) there and
+// 0 elsewhere in the touched lane groups; returns their sum. Entry r is key base + r with base a
+// multiple of 16, so lane r % 16 always holds the same keys (key % 16) whatever the chunk: the
+// lane partial sums run over lane groups in key order, then lanes 0..15 are added in order.
+float Softmax(float* row, int32_t a, int32_t e) {
+  const int32_t t0 = a / kLanes * kLanes, t1 = (e + kLanes - 1) / kLanes * kLanes;
+  const F32x16 neg_inf = F32x16{} - std::numeric_limits<float>::infinity();
+  const I32x16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  F32x16 mv = neg_inf;
+  for (int32_t t = t0; t < t1; t += kLanes) {
+    const I32x16 j = iota + t;
+    const F32x16 in = (j >= a && j < e) ? LoadU(row + t) : neg_inf;
+    mv = mv > in ? mv : in;
+  }
+  float lanes[kLanes];
+  std::memcpy(lanes, &mv, sizeof lanes);
+  float m = lanes[0];
+  for (int32_t j = 1; j < kLanes; ++j) m = std::max(m, lanes[j]);  // max is exact in any order
+  F32x16 sum = {};
+  for (int32_t t = t0; t < t1; t += kLanes) {
+    const I32x16 j = iota + t;
+    const F32x16 x = Exp<F32x16, I32x16>(LoadU(row + t) - m);
+    const F32x16 p = (j >= a && j < e) ? x : F32x16{};
+    StoreU(row + t, p);
+    sum += p;
+  }
+  std::memcpy(lanes, &sum, sizeof lanes);
+  float l = 0.0f;
+  for (int32_t j = 0; j < kLanes; ++j) l += lanes[j];
+  return l;
+}
 
 }  // namespace
 
+// Exact softmax per query, in three passes over its keys: scores, then max / exp / sum over the
+// whole row with vector reductions, then the weighted sum of V. What a query gets depends only
+// on its own position and the cache contents, never on how many queries share the call, how
+// the prompt was chunked or which KV heads are computed together.
 void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t count, const float* q,
             float* out, int32_t kv_head_begin, int32_t kv_head_end, AttentionScratch& w) {
   const int32_t hd = s.head_dim, qd = s.q_dim();
   const int32_t group = s.num_heads / s.num_kv_heads;
   const int32_t bs = kv.block_size, last = pos + count - 1;
   const int32_t lanes = (bs + kLanes - 1) / kLanes * kLanes;
+  const int32_t heads = (kv_head_end - kv_head_begin) * group;  // query heads of the call
   const auto first_key = [&](int32_t p) {
     return s.sliding_window > 0 ? std::max(0, p - s.sliding_window + 1) : 0;
   };
-  const int32_t lo = first_key(pos);
+  // Score rows hold keys [base, last], base a multiple of 16 (Softmax says why), padded to whole
+  // lane groups. Queries go in tiles of as many as fit the score budget.
+  const int32_t base = first_key(pos) / kLanes * kLanes;
+  const int32_t stride = (last + 1 - base + kLanes - 1) / kLanes * kLanes;
+  const auto tile = static_cast<int32_t>(std::clamp<int64_t>(
+      kScoreFloats / (static_cast<int64_t>(heads) * stride), 1, kMaxQueries));
   w.kt.resize(static_cast<size_t>(hd) * lanes);
   w.v.resize(static_cast<size_t>(bs) * hd);
-  w.scores.resize(static_cast<size_t>(kMaxHeads) * lanes);
-  const size_t states = static_cast<size_t>(count) * s.num_heads;
-  w.max.assign(states, -std::numeric_limits<float>::infinity());
-  w.sum.assign(states, 0.0f);
-  for (int32_t i = 0; i < count; ++i) {
-    std::fill(out + static_cast<int64_t>(i) * qd + kv_head_begin * group * hd,
-              out + static_cast<int64_t>(i) * qd + kv_head_end * group * hd, 0.0f);
-  }
+  w.block.resize(static_cast<size_t>(kMaxHeads) * lanes);
+  w.scores.resize(static_cast<size_t>(tile) * heads * stride);
+  w.sum.resize(static_cast<size_t>(tile) * heads);
+  // Query i of the tile, query head h of the call (h = (g - kv_head_begin) * group + ...).
+  const auto row = [&](int32_t i, int32_t h) {
+    return w.scores.data() + (static_cast<int64_t>(i) * heads + h) * stride;
+  };
+  const auto block_at = [&](int32_t b) {
+    return kv.pool + static_cast<int64_t>(kv.table[b]) * kv.block_bytes;
+  };
+  // The call's KV heads are adjacent in each plane of a block: one contiguous run to prefetch.
+  const auto prefetch = [&](int32_t b, int64_t plane) {
+    Prefetch(kv, block_at(b), plane, kv_head_begin, hd, kv_head_end - kv_head_begin);
+  };
 
-  HeadState hs[kMaxHeads];
-  for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
-    for (int32_t b = lo / bs; b <= last / bs; ++b) {
-      const int32_t j0 = b * bs;
-      const int32_t jbegin = std::max(j0, lo) - j0, jend = std::min(j0 + bs, last + 1) - j0;
-      const uint8_t* block = kv.pool + static_cast<int64_t>(kv.table[b]) * kv.block_bytes;
-      if (b < last / bs) {
-        Prefetch(kv, kv.pool + static_cast<int64_t>(kv.table[b + 1]) * kv.block_bytes, g, hd);
+  const float* qs[kMaxHeads];
+  float* accs[kMaxHeads];
+  const float* ps[kMaxHeads];
+  for (int32_t i0 = 0; i0 < count; i0 += tile) {
+    const int32_t i1 = std::min(count, i0 + tile);
+    const int32_t b_first = first_key(pos + i0) / bs, b_last = (pos + i1 - 1) / bs;
+    // Slots of block b in use by this tile's queries.
+    const auto used = [&](int32_t b) { return std::min(bs, pos + i1 - b * bs); };
+    // Keys [klo, khi) of block b (relative to its start) that query i sees.
+    const auto visible = [&](int32_t b, int32_t i) {
+      const int32_t j0 = b * bs, p = pos + i;
+      return std::pair{std::max(0, first_key(p) - j0), std::min(bs, p + 1 - j0)};
+    };
+
+    // 1. Scores, block by block, into each query's row.
+    for (int32_t b = b_first; b < std::min(b_last + 1, b_first + kPrefetchBlocks); ++b) {
+      prefetch(b, kv.k_offset);
+    }
+    for (int32_t b = b_first; b <= b_last; ++b) {
+      if (b + kPrefetchBlocks <= b_last) {
+        prefetch(b + kPrefetchBlocks, kv.k_offset);
+      } else if (b + kPrefetchBlocks - b_last - 1 + b_first <= b_last) {
+        prefetch(b + kPrefetchBlocks - b_last - 1 + b_first, kv.v_offset);  // pass 3's first
       }
-      LoadBlock(kv, block, g, hd, s.num_kv_heads, jbegin, jend, lanes, w);
-      for (int32_t i = 0; i < count; ++i) {
-        const int32_t p = pos + i;
-        // Keys of this block that query p sees: causal, and inside its window.
-        const int32_t klo = std::max(jbegin, first_key(p) - j0), khi = std::min(jend, p + 1 - j0);
-        if (klo >= khi) continue;
-        for (int32_t h0 = g * group; h0 < (g + 1) * group; h0 += kMaxHeads) {
-          const int32_t nh = std::min(kMaxHeads, (g + 1) * group - h0);
-          for (int32_t k = 0; k < nh; ++k) {
-            const int64_t at = static_cast<int64_t>(i) * qd + (h0 + k) * hd;
-            const size_t st = static_cast<size_t>(i) * s.num_heads + h0 + k;
-            hs[k] = {q + at, out + at, &w.max[st], &w.sum[st]};
+      for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
+        LoadK(kv, block_at(b), g, hd, s.num_kv_heads, used(b), lanes, w.kt.data());
+        for (int32_t i = i0; i < i1; ++i) {
+          const auto [klo, khi] = visible(b, i);
+          if (klo >= khi) continue;
+          const int32_t t0 = klo / kLanes * kLanes, t1 = (khi + kLanes - 1) / kLanes * kLanes;
+          for (int32_t h0 = 0; h0 < group; h0 += kMaxHeads) {
+            const int32_t nh = std::min(kMaxHeads, group - h0);
+            for (int32_t k = 0; k < nh; ++k) {
+              qs[k] = q + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
+            }
+            kScores[nh](qs, w.kt.data(), hd, lanes, t0, t1, s.scale, w.block.data());
+            for (int32_t k = 0; k < nh; ++k) {
+              std::memcpy(row(i - i0, (g - kv_head_begin) * group + h0 + k) + b * bs - base + klo,
+                          w.block.data() + k * lanes + klo,
+                          static_cast<size_t>(khi - klo) * sizeof(float));
+            }
           }
-          kUpdate[nh](hs, w.kt.data(), w.v.data(), hd, lanes, klo, khi, s.scale, w.scores.data());
         }
       }
     }
-  }
-  for (int32_t i = 0; i < count; ++i) {
-    for (int32_t h = kv_head_begin * group; h < kv_head_end * group; ++h) {
-      const float l = w.sum[static_cast<size_t>(i) * s.num_heads + h];
-      float* acc = out + static_cast<int64_t>(i) * qd + h * hd;
-      for (int32_t d = 0; d < hd; ++d) acc[d] /= l;
+    // 2. Softmax numerators and sums, one row at a time.
+    for (int32_t i = i0; i < i1; ++i) {
+      const int32_t p = pos + i;
+      for (int32_t h = 0; h < heads; ++h) {
+        w.sum[static_cast<size_t>((i - i0) * heads + h)] =
+            Softmax(row(i - i0, h), first_key(p) - base, p + 1 - base);
+      }
+      std::fill(out + static_cast<int64_t>(i) * qd + kv_head_begin * group * hd,
+                out + static_cast<int64_t>(i) * qd + kv_head_end * group * hd, 0.0f);
+    }
+    // 3. Weighted sum of V, block by block, in key order.
+    for (int32_t b = b_first; b <= b_last; ++b) {
+      if (b + kPrefetchBlocks <= b_last) prefetch(b + kPrefetchBlocks, kv.v_offset);
+      for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
+        LoadV(kv, block_at(b), g, hd, s.num_kv_heads, used(b), w.v.data());
+        for (int32_t i = i0; i < i1; ++i) {
+          const auto [klo, khi] = visible(b, i);
+          if (klo >= khi) continue;
+          for (int32_t h0 = 0; h0 < group; h0 += kMaxHeads) {
+            const int32_t nh = std::min(kMaxHeads, group - h0);
+            for (int32_t k = 0; k < nh; ++k) {
+              ps[k] = row(i - i0, (g - kv_head_begin) * group + h0 + k) + b * bs - base;
+              accs[k] = out + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
+            }
+            kAccumulate[nh](ps, accs, w.v.data(), hd, klo, khi);
+          }
+        }
+      }
+    }
+    for (int32_t i = i0; i < i1; ++i) {
+      for (int32_t h = 0; h < heads; ++h) {
+        const float l = w.sum[static_cast<size_t>((i - i0) * heads + h)];
+        float* acc = out + static_cast<int64_t>(i) * qd + (kv_head_begin * group + h) * hd;
+        for (int32_t d = 0; d < hd; ++d) acc[d] /= l;
+      }
     }
   }
 }

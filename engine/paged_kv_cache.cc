@@ -61,6 +61,10 @@ absl::StatusOr<std::unique_ptr<PagedKvCache>> PagedKvCache::Create(const ModelCo
     return absl::ResourceExhaustedError(absl::StrCat("KV cache: cannot map ", bytes, " bytes (",
                                                      num_blocks, " blocks): ", std::strerror(errno)));
   }
+  // Huge pages where the kernel allows them (transparent_hugepage "madvise" or "always"): a
+  // decode step reads a few KiB from each of thousands of blocks, and with 4 KiB pages nearly
+  // every one is a TLB miss. Only advice: failing it costs speed, not correctness.
+  ::madvise(pool, bytes, MADV_HUGEPAGE);
   return std::unique_ptr<PagedKvCache>(new PagedKvCache(c, dtype, block_size, num_blocks,
                                                         static_cast<uint8_t*>(pool), bytes));
 }
@@ -168,17 +172,26 @@ void PagedKvCache::Attend(int32_t layer, const std::vector<SeqChunk>& chunks, co
   const PagedAttentionFn kernel = ActivePagedAttention().fn;
   std::vector<int64_t> row(chunks.size());
   for (size_t c = 1; c < chunks.size(); ++c) row[c] = row[c - 1] + chunks[c - 1].count;
-  // Work items: (chunk, KV head), each writing its own slice of out.
-  const int32_t heads = shape_.num_kv_heads;
+  // Work items: (chunk, KV heads), each writing its own slice of out. With enough chunks for
+  // every thread, an item takes all KV heads of its chunk: each block's K and V planes are then
+  // read in one contiguous run (decode reads them from DRAM). Which heads share an item never
+  // changes a result.
+  ThreadPool& pool = ThreadPool::Default();
+  const int32_t kv_heads = shape_.num_kv_heads;
+  const int32_t per_item =
+      static_cast<int64_t>(chunks.size()) >= 4 * static_cast<int64_t>(pool.size()) ? kv_heads : 1;
+  const int32_t items_per_chunk = kv_heads / per_item;
   const int64_t qd = shape_.q_dim();
-  const auto items = static_cast<int64_t>(chunks.size()) * heads;
-  ThreadPool::Default().ParallelFor(items, 1, [&](int64_t begin, int64_t end) {
+  const auto items = static_cast<int64_t>(chunks.size()) * items_per_chunk;
+  pool.ParallelFor(items, 1, [&](int64_t begin, int64_t end) {
     thread_local AttentionScratch scratch;
     for (int64_t i = begin; i < end; ++i) {
-      const SeqChunk& c = chunks[static_cast<size_t>(i / heads)];
-      const int64_t at = row[static_cast<size_t>(i / heads)] * qd;
-      const auto g = static_cast<int32_t>(i % heads);
-      kernel(shape_, View(layer, c.seq), c.pos, c.count, q + at, out + at, g, g + 1, scratch);
+      const auto c_index = static_cast<size_t>(i / items_per_chunk);
+      const SeqChunk& c = chunks[c_index];
+      const int64_t at = row[c_index] * qd;
+      const auto g = static_cast<int32_t>(i % items_per_chunk) * per_item;
+      kernel(shape_, View(layer, c.seq), c.pos, c.count, q + at, out + at, g, g + per_item,
+             scratch);
     }
   });
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "base/thread_pool.h"
 #include "gtest/gtest.h"
 
 namespace qsl {
@@ -88,6 +89,54 @@ TEST(PagedKvCache, OutputBitsDoNotDependOnChunking) {
         ASSERT_EQ(std::memcmp(got.data(), whole.data(), got.size() * sizeof(float)), 0)
             << KvDtypeName(dtype) << " window " << window << " chunk " << chunk;
       }
+    }
+  }
+}
+
+// A batch of many sequences splits the pool work by sequence (all KV heads per item), a batch
+// of one by KV head, and chunks longer than the score budget's query tile run in several
+// tiles: none of it may change a bit. Block size 12 (lanes padded) and a sliding window too.
+TEST(PagedKvCache, BatchAndHeadSplitDoNotChangeBits) {
+  for (int64_t window : {0, 9}) {
+    ModelConfig c = Config(window);
+    c.num_kv_heads = 4;
+    c.num_heads = 8;
+    const int32_t seqs = 4 * ThreadPool::Default().size() + 1, len = 41, bs = 12;
+    const int32_t per_seq = (len + bs - 1) / bs;
+    auto cache = Make(c, KvDtype::kF16, bs, seqs * per_seq);
+    std::vector<std::vector<int32_t>> tables(static_cast<size_t>(seqs));
+    std::vector<const std::vector<int32_t>*> bound;
+    std::vector<Data> data;
+    for (int32_t s = 0; s < seqs; ++s) {
+      for (int32_t b = 0; b < per_seq; ++b) tables[s].push_back(b * seqs + s);  // interleaved
+      bound.push_back(&tables[s]);
+      data.push_back(Random(c, len, 100 + s));
+    }
+    cache->Bind(bound);
+    for (int32_t s = 0; s < seqs; ++s) {
+      cache->Store(0, s, 0, len, data[s].k.data(), data[s].v.data());
+    }
+    // Every sequence's last query in one batch, then each alone.
+    std::vector<SeqChunk> batch;
+    std::vector<float> q;
+    for (int32_t s = 0; s < seqs; ++s) {
+      batch.push_back({s, len - 1, 1, false});
+      q.insert(q.end(), data[s].q.end() - c.q_dim(), data[s].q.end());
+    }
+    std::vector<float> together(q.size()), alone(q.size());
+    cache->Attend(0, batch, q.data(), together.data());
+    for (int32_t s = 0; s < seqs; ++s) {
+      cache->Attend(0, {batch[s]}, q.data() + s * c.q_dim(), alone.data() + s * c.q_dim());
+    }
+    ASSERT_EQ(std::memcmp(together.data(), alone.data(), q.size() * sizeof(float)), 0)
+        << "window " << window;
+    // A whole prompt (several query tiles) against one query at a time, through the batch API.
+    std::vector<float> whole(data[0].q.size()), single(c.q_dim());
+    cache->Attend(0, {{0, 0, len, false}}, data[0].q.data(), whole.data());
+    for (int32_t p = 0; p < len; ++p) {
+      cache->Attend(0, {{0, p, 1, false}}, data[0].q.data() + p * c.q_dim(), single.data());
+      ASSERT_EQ(std::memcmp(single.data(), whole.data() + p * c.q_dim(), single.size() * 4), 0)
+          << "window " << window << " position " << p;
     }
   }
 }

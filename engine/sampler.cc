@@ -75,6 +75,27 @@ bool Adjusts(const SamplingParams& p, const TokenHistory& h) {
   return !p.logit_bias.empty() || (penalties && (!h.output_counts.empty() || h.prompt_distinct));
 }
 
+// The first index of the largest value, as std::max_element finds it (NaNs never win), with
+// 16 independent lane maxima the compiler keeps in vector registers, then one pass for the
+// first index holding their maximum: greedy decoding runs this over the vocabulary for every
+// sequence of every step.
+int32_t ArgMax(const float* x, int32_t n) {
+  constexpr int32_t kLanes = 16;
+  float lane[kLanes];
+  std::fill(lane, lane + kLanes, -std::numeric_limits<float>::infinity());
+  int32_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int32_t l = 0; l < kLanes; ++l) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
+  }
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int32_t l = 0; l < kLanes; ++l) mx = lane[l] > mx ? lane[l] : mx;
+  for (; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  for (int32_t j = 0; j < n; ++j) {
+    if (x[j] == mx) return j;
+  }
+  return 0;  // every value NaN
+}
+
 // Below this a temperature samples like greedy would (vLLM's epsilon); dividing by it would
 // only overflow.
 constexpr float kGreedyTemperature = 1e-5f;
@@ -92,7 +113,7 @@ SampledToken Sampler::Sample(const float* logits, const SamplingParams& p,
   }
   SampledToken out;
   if (p.temperature < kGreedyTemperature) {
-    out.id = static_cast<int32_t>(std::max_element(row, row + vocab_) - row);
+    out.id = ArgMax(row, vocab_);
   } else {
     out.id = Draw(row, p, rng);
   }

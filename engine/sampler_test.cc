@@ -1,8 +1,10 @@
 // The sampler, one parameter at a time, on hand-made logits.
 #include "engine/sampler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <random>
 
 #include "gtest/gtest.h"
 
@@ -39,6 +41,28 @@ const std::vector<float> kLogits = {1.0f, 3.0f, 2.5f, -1.0f, 0.0f, 2.9f, -4.0f, 
 TEST(Sampler, GreedyTakesTheArgmaxAndTheLowerIdOnTies) {
   EXPECT_EQ(SampleOnce(kLogits, Greedy()), 1);
   EXPECT_EQ(SampleOnce({0.0f, 2.0f, 2.0f}, Greedy()), 1);
+}
+
+// Vocabularies past the vector width, the maximum in every lane position and in the tail, ties
+// across lanes, NaNs: greedy picks the first largest value, as std::max_element does.
+TEST(Sampler, GreedyOnALargeVocabularyMatchesMaxElement) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-10.0f, 10.0f);
+  for (int32_t n : {15, 16, 17, 33, 1000, 32000}) {
+    for (int trial = 0; trial < 40; ++trial) {
+      std::vector<float> logits(static_cast<size_t>(n));
+      for (float& x : logits) x = u(rng);
+      const auto at = [&] { return static_cast<size_t>(rng() % static_cast<uint32_t>(n)); };
+      logits[at()] = 11.0f;
+      if (trial % 2 == 0) logits[at()] = 11.0f;  // a tie, anywhere
+      if (trial % 3 == 0) logits[at()] = std::nanf("");
+      // std::max_element, except that a NaN in front does not win either.
+      const auto want = std::max_element(logits.begin(), logits.end(), [](float a, float b) {
+                          return std::isnan(a) || a < b;
+                        }) - logits.begin();
+      EXPECT_EQ(SampleOnce(logits, Greedy()), want) << "n=" << n << " trial " << trial;
+    }
+  }
 }
 
 TEST(Sampler, LogitBiasMovesTheChoice) {
