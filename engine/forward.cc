@@ -43,7 +43,8 @@ absl::Status Transformer::RunLinears(int32_t layer, std::initializer_list<Linear
     for (const Linear* lin : lins) observer_(layer, *slot++, x, m, lin->k);
   }
   const auto t0 = Clock::now();
-  absl::Status status = backend_.RunShared({lins.begin(), lins.size()}, x, m, {ys.begin(), ys.size()});
+  absl::Status status =
+      backend_.RunShared({lins.begin(), lins.size()}, x, m, {ys.begin(), ys.size()});
   times_.linear_s += Since(t0);
   return status;
 }

@@ -172,7 +172,9 @@ void Accumulate(const float* const* p, float* const* acc, const float* v, int32_
   }
   for (; d0 < hd; ++d0) {
     for (int h = 0; h < NH; ++h) {
-      for (int32_t j = klo; j < khi; ++j) acc[h][d0] += p[h][j] * v[static_cast<int64_t>(j) * hd + d0];
+      for (int32_t j = klo; j < khi; ++j) {
+        acc[h][d0] += p[h][j] * v[static_cast<int64_t>(j) * hd + d0];
+      }
     }
   }
 }
@@ -228,6 +230,7 @@ float Softmax(float* row, int32_t a, int32_t e) {
 // the prompt was chunked or which KV heads are computed together.
 void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t count, const float* q,
             float* out, int32_t kv_head_begin, int32_t kv_head_end, AttentionScratch& w) {
+  if (count <= 0 || kv_head_begin >= kv_head_end) return;
   const int32_t hd = s.head_dim, qd = s.q_dim();
   const int32_t group = s.num_heads / s.num_kv_heads;
   const int32_t bs = kv.block_size, last = pos + count - 1;
