@@ -62,6 +62,32 @@ void HalfToFloat(const uint16_t* s, float* d, int32_t n) {
   for (; i < n; ++i) d[i] = table[s[i]];
 }
 
+// 16 consecutive values as fp32 lanes: straight from an fp32 or fp16 plane (the conversion is
+// exact, so reading fp16 here gives the bits a converted copy would).
+F32x16 LoadLanes(const float* p) { return LoadU(p); }
+F32x16 LoadLanes(const uint16_t* p) {
+  F32x16 v;
+#if defined(__AVX512F__)
+  // maskz: GCC 12's plain _mm512_cvtph_ps warns about its own undefined start (GCC bug 105593).
+  const __m512 f =
+      _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  std::memcpy(&v, &f, sizeof v);
+#elif defined(__F16C__)
+  const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+  std::memcpy(&v, &lo, sizeof lo);
+  std::memcpy(reinterpret_cast<char*>(&v) + sizeof lo, &hi, sizeof hi);
+#else
+  const float* table = F16Table();
+  float f[kLanes];
+  for (int32_t i = 0; i < kLanes; ++i) f[i] = table[p[i]];
+  v = LoadU(f);
+#endif
+  return v;
+}
+float LoadOne(const float* p) { return *p; }
+float LoadOne(const uint16_t* p) { return F16Table()[*p]; }
+
 // n elements of a plane from element `at`, as fp32 (int8 still without its scale).
 void Load(KvDtype dtype, const uint8_t* plane, int64_t at, int32_t n, float* dst) {
   switch (dtype) {
@@ -119,8 +145,10 @@ void LoadV(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd, in
 }
 
 // Asks for one plane's slices of KV heads [head, head + n) in a block (n * hd * block_size
-// values, contiguous) ahead of their use: blocks are scattered over the pool, so the hardware
-// prefetcher cannot guess the next one, and at decode the KV cache is read from DRAM.
+// values, contiguous) at once, ahead of their use: blocks are scattered over the pool, so the
+// hardware prefetcher cannot guess the next one, and at decode the KV cache is read from DRAM.
+// Used for the first blocks of a pass and, on the converted-copy path, for every block; the
+// in-place path spreads its requests over the compute instead (Scores), which reads far faster.
 void Prefetch(const PagedKv& kv, const uint8_t* block, int64_t plane_offset, int32_t head,
               int32_t hd, int32_t n) {
   const int64_t elem = kv.dtype == KvDtype::kF32 ? 4 : kv.dtype == KvDtype::kF16 ? 2 : 1;
@@ -130,8 +158,9 @@ void Prefetch(const PagedKv& kv, const uint8_t* block, int64_t plane_offset, int
 }
 
 // How far ahead (in blocks) K and V are requested. Decode reads the cache from DRAM in
-// slices of a few KiB scattered over the pool; 4 measured no worse than 1 (qsl-bench-attention,
-// 22 layers: 13-15 ms either way on a noisy host), and covers the start of each pass.
+// slices of a few KiB scattered over the pool. With one burst of requests per block, no
+// distance helped (qsl-bench-attention, 22 layers: 13-15 ms for 0, 1, 4 or 12 blocks); with
+// the requests spread a line at a time over the score and V loops, 2 and 4 both gave 9-10 ms.
 constexpr int32_t kPrefetchBlocks = 4;
 
 // Query heads computed together: their accumulator chains are independent (so they overlap in
@@ -144,13 +173,18 @@ constexpr int64_t kScoreFloats = 1 << 16;
 
 // Scores of NH query heads against the lane groups [t0, t1) of the loaded block:
 // dst[h][t] = scale * sum over d in order 0..hd-1 of q[h][d] * kt[d][t], one lane per key.
-template <int NH>
-void Scores(const float* const* q, const float* kt, int32_t hd, int32_t lanes, int32_t t0,
-            int32_t t1, float scale, float* dst) {
+// kt is fp32 (a converted copy or an fp32 plane) or fp16 (the plane itself), row stride `lanes`.
+// pf (or nullptr): a later block's slice of the same layout, asked for (into L2) a line at a time
+// as kt is read; spread over the compute, these requests add to the hardware prefetcher's where
+// one burst per block did not (blocks are a few KiB scattered over the pool).
+template <int NH, typename T>
+void Scores(const float* const* q, const T* kt, int32_t hd, int32_t lanes, int32_t t0,
+            int32_t t1, float scale, float* dst, const T* pf) {
   for (int32_t t = t0; t < t1; t += kLanes) {
     F32x16 lane[NH] = {};
     for (int32_t d = 0; d < hd; ++d) {
-      const F32x16 k = LoadU(kt + static_cast<int64_t>(d) * lanes + t);
+      if (pf != nullptr) __builtin_prefetch(pf + static_cast<int64_t>(d) * lanes + t, 0, 2);
+      const F32x16 k = LoadLanes(kt + static_cast<int64_t>(d) * lanes + t);
       for (int h = 0; h < NH; ++h) lane[h] += q[h][d] * k;
     }
     for (int h = 0; h < NH; ++h) StoreU(dst + h * lanes + t, lane[h] * scale);
@@ -158,15 +192,17 @@ void Scores(const float* const* q, const float* kt, int32_t hd, int32_t lanes, i
 }
 
 // acc[h][d] += p[h][j] * v[j][d] for j in [klo, khi) in order, 16 outputs per register.
-template <int NH>
-void Accumulate(const float* const* p, float* const* acc, const float* v, int32_t hd, int32_t klo,
-                int32_t khi) {
+// v is fp32 or fp16 [slot][hd], as Scores' kt.
+template <int NH, typename T>
+void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd, int32_t klo,
+                int32_t khi, const T* pf) {
   int32_t d0 = 0;
   for (; d0 + kLanes <= hd; d0 += kLanes) {
     F32x16 a[NH];
     for (int h = 0; h < NH; ++h) a[h] = LoadU(acc[h] + d0);
     for (int32_t j = klo; j < khi; ++j) {
-      const F32x16 vv = LoadU(v + static_cast<int64_t>(j) * hd + d0);
+      if (pf != nullptr) __builtin_prefetch(pf + static_cast<int64_t>(j) * hd + d0, 0, 2);
+      const F32x16 vv = LoadLanes(v + static_cast<int64_t>(j) * hd + d0);
       for (int h = 0; h < NH; ++h) a[h] += p[h][j] * vv;
     }
     for (int h = 0; h < NH; ++h) StoreU(acc[h] + d0, a[h]);
@@ -174,22 +210,26 @@ void Accumulate(const float* const* p, float* const* acc, const float* v, int32_
   for (; d0 < hd; ++d0) {
     for (int h = 0; h < NH; ++h) {
       for (int32_t j = klo; j < khi; ++j) {
-        acc[h][d0] += p[h][j] * v[static_cast<int64_t>(j) * hd + d0];
+        acc[h][d0] += p[h][j] * LoadOne(v + static_cast<int64_t>(j) * hd + d0);
       }
     }
   }
 }
 
-using ScoresFn = void (*)(const float* const*, const float*, int32_t, int32_t, int32_t, int32_t,
-                          float, float*);
-using AccumulateFn = void (*)(const float* const*, float* const*, const float*, int32_t, int32_t,
-                              int32_t);
-constexpr ScoresFn kScores[kMaxHeads + 1] = {nullptr,    &Scores<1>, &Scores<2>,
-                                             &Scores<3>, &Scores<4>, &Scores<5>,
-                                             &Scores<6>, &Scores<7>, &Scores<8>};
-constexpr AccumulateFn kAccumulate[kMaxHeads + 1] = {
-    nullptr,        &Accumulate<1>, &Accumulate<2>, &Accumulate<3>, &Accumulate<4>,
-    &Accumulate<5>, &Accumulate<6>, &Accumulate<7>, &Accumulate<8>};
+template <typename T>
+using ScoresFn = void (*)(const float* const*, const T*, int32_t, int32_t, int32_t, int32_t,
+                          float, float*, const T*);
+template <typename T>
+using AccumulateFn = void (*)(const float* const*, float* const*, const T*, int32_t, int32_t,
+                              int32_t, const T*);
+template <typename T>
+constexpr ScoresFn<T> kScores[kMaxHeads + 1] = {
+    nullptr,          &Scores<1, T>, &Scores<2, T>, &Scores<3, T>, &Scores<4, T>,
+    &Scores<5, T>,    &Scores<6, T>, &Scores<7, T>, &Scores<8, T>};
+template <typename T>
+constexpr AccumulateFn<T> kAccumulate[kMaxHeads + 1] = {
+    nullptr,          &Accumulate<1, T>, &Accumulate<2, T>, &Accumulate<3, T>, &Accumulate<4, T>,
+    &Accumulate<5, T>, &Accumulate<6, T>, &Accumulate<7, T>, &Accumulate<8, T>};
 
 // Softmax numerators of one score row over its entries [a, e), in place: exp(s - max) there and
 // 0 elsewhere in the touched lane groups; returns their sum. Entry r is key base + r with base a
@@ -223,15 +263,18 @@ float Softmax(float* row, int32_t a, int32_t e) {
   return l;
 }
 
-}  // namespace
-
 // Exact softmax per query, in three passes over its keys: scores, then max / exp / sum over the
 // whole row with vector reductions, then the weighted sum of V. What a query gets depends only
 // on its own position and the cache contents, never on how many queries share the call, how
 // the prompt was chunked or which KV heads are computed together.
-void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t count, const float* q,
-            float* out, int32_t kv_head_begin, int32_t kv_head_end, AttentionScratch& w) {
-  if (count <= 0 || kv_head_begin >= kv_head_end) return;
+// kDirect: the score and V loops read K and V of type T straight from the blocks (fp32 or fp16
+// planes whose block size is whole lane groups); otherwise each block's slice is first converted
+// to an fp32 copy (int8 with its scales, or a block size that is not a multiple of 16).
+template <typename T, bool kDirect>
+void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t count,
+                const float* q, float* out, int32_t kv_head_begin, int32_t kv_head_end,
+                AttentionScratch& w) {
+  static_assert(kDirect || std::is_same_v<T, float>);
   const int32_t hd = s.head_dim, qd = s.q_dim();
   const int32_t group = s.num_heads / s.num_kv_heads;
   const int32_t bs = kv.block_size, last = pos + count - 1;
@@ -246,8 +289,10 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
   const int32_t stride = (last + 1 - base + kLanes - 1) / kLanes * kLanes;
   const auto tile = static_cast<int32_t>(std::clamp<int64_t>(
       kScoreFloats / (static_cast<int64_t>(heads) * stride), 1, kMaxQueries));
-  w.kt.resize(static_cast<size_t>(hd) * lanes);
-  w.v.resize(static_cast<size_t>(bs) * hd);
+  if constexpr (!kDirect) {
+    w.kt.resize(static_cast<size_t>(hd) * lanes);
+    w.v.resize(static_cast<size_t>(bs) * hd);
+  }
   w.block.resize(static_cast<size_t>(kMaxHeads) * lanes);
   w.scores.resize(static_cast<size_t>(tile) * heads * stride);
   w.sum.resize(static_cast<size_t>(tile) * heads);
@@ -261,6 +306,33 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
   // The call's KV heads are adjacent in each plane of a block: one contiguous run to prefetch.
   const auto prefetch = [&](int32_t b, int64_t plane) {
     Prefetch(kv, block_at(b), plane, kv_head_begin, hd, kv_head_end - kv_head_begin);
+  };
+  // KV head g's K^T [hd][lanes] and V [slot][hd] of block b, n slots in use.
+  const auto keys = [&](int32_t b, int32_t g, int32_t n) -> const T* {
+    if constexpr (kDirect) {
+      return reinterpret_cast<const T*>(block_at(b) + kv.k_offset) +
+             static_cast<int64_t>(g) * hd * bs;
+    } else {
+      LoadK(kv, block_at(b), g, hd, s.num_kv_heads, n, lanes, w.kt.data());
+      return w.kt.data();
+    }
+  };
+  // In place, the slice a later pass reads, to prefetch while reading this one (or nullptr).
+  const auto slice = [&](int32_t b, int32_t g, int64_t plane) -> const T* {
+    if constexpr (kDirect) {
+      return reinterpret_cast<const T*>(block_at(b) + plane) + static_cast<int64_t>(g) * hd * bs;
+    } else {
+      return nullptr;
+    }
+  };
+  const auto values = [&](int32_t b, int32_t g, int32_t n) -> const T* {
+    if constexpr (kDirect) {
+      return reinterpret_cast<const T*>(block_at(b) + kv.v_offset) +
+             static_cast<int64_t>(g) * hd * bs;
+    } else {
+      LoadV(kv, block_at(b), g, hd, s.num_kv_heads, n, w.v.data());
+      return w.v.data();
+    }
   };
 
   const float* qs[kMaxHeads];
@@ -277,18 +349,25 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
       return std::pair{std::max(0, first_key(p) - j0), std::min(bs, p + 1 - j0)};
     };
 
-    // 1. Scores, block by block, into each query's row.
+    // 1. Scores, block by block, into each query's row. K of the block kPrefetchBlocks ahead
+    // is requested meanwhile, then V of pass 3's first blocks.
     for (int32_t b = b_first; b < std::min(b_last + 1, b_first + kPrefetchBlocks); ++b) {
       prefetch(b, kv.k_offset);
     }
     for (int32_t b = b_first; b <= b_last; ++b) {
-      if (b + kPrefetchBlocks <= b_last) {
-        prefetch(b + kPrefetchBlocks, kv.k_offset);
-      } else if (b + kPrefetchBlocks - b_last - 1 + b_first <= b_last) {
-        prefetch(b + kPrefetchBlocks - b_last - 1 + b_first, kv.v_offset);  // pass 3's first
+      const int32_t ahead = b + kPrefetchBlocks, wrapped = ahead - b_last - 1 + b_first;
+      if constexpr (!kDirect) {
+        if (ahead <= b_last) {
+          prefetch(ahead, kv.k_offset);
+        } else if (wrapped <= b_last) {
+          prefetch(wrapped, kv.v_offset);
+        }
       }
       for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
-        LoadK(kv, block_at(b), g, hd, s.num_kv_heads, used(b), lanes, w.kt.data());
+        const T* kt = keys(b, g, used(b));
+        const T* pf = ahead <= b_last    ? slice(ahead, g, kv.k_offset)
+                      : wrapped <= b_last ? slice(wrapped, g, kv.v_offset)
+                                          : nullptr;
         for (int32_t i = i0; i < i1; ++i) {
           const auto [klo, khi] = visible(b, i);
           if (klo >= khi) continue;
@@ -298,7 +377,8 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
             for (int32_t k = 0; k < nh; ++k) {
               qs[k] = q + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
             }
-            kScores[nh](qs, w.kt.data(), hd, lanes, t0, t1, s.scale, w.block.data());
+            kScores<T>[nh](qs, kt, hd, lanes, t0, t1, s.scale, w.block.data(),
+                           i == i0 && h0 == 0 ? pf : nullptr);
             for (int32_t k = 0; k < nh; ++k) {
               std::memcpy(row(i - i0, (g - kv_head_begin) * group + h0 + k) + b * bs - base + klo,
                           w.block.data() + k * lanes + klo,
@@ -320,9 +400,13 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
     }
     // 3. Weighted sum of V, block by block, in key order.
     for (int32_t b = b_first; b <= b_last; ++b) {
-      if (b + kPrefetchBlocks <= b_last) prefetch(b + kPrefetchBlocks, kv.v_offset);
+      const int32_t ahead = b + kPrefetchBlocks;
+      if constexpr (!kDirect) {
+        if (ahead <= b_last) prefetch(ahead, kv.v_offset);
+      }
       for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
-        LoadV(kv, block_at(b), g, hd, s.num_kv_heads, used(b), w.v.data());
+        const T* v = values(b, g, used(b));
+        const T* pf = ahead <= b_last ? slice(ahead, g, kv.v_offset) : nullptr;
         for (int32_t i = i0; i < i1; ++i) {
           const auto [klo, khi] = visible(b, i);
           if (klo >= khi) continue;
@@ -332,7 +416,7 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
               ps[k] = row(i - i0, (g - kv_head_begin) * group + h0 + k) + b * bs - base;
               accs[k] = out + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
             }
-            kAccumulate[nh](ps, accs, w.v.data(), hd, klo, khi);
+            kAccumulate<T>[nh](ps, accs, v, hd, klo, khi, i == i0 && h0 == 0 ? pf : nullptr);
           }
         }
       }
@@ -344,6 +428,21 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
         for (int32_t d = 0; d < hd; ++d) acc[d] /= l;
       }
     }
+  }
+}
+
+}  // namespace
+
+void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t count, const float* q,
+            float* out, int32_t kv_head_begin, int32_t kv_head_end, AttentionScratch& w) {
+  if (count <= 0 || kv_head_begin >= kv_head_end) return;
+  const bool whole_lanes = kv.block_size % kLanes == 0;
+  if (whole_lanes && kv.dtype == KvDtype::kF16) {
+    AttendImpl<uint16_t, true>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);
+  } else if (whole_lanes && kv.dtype == KvDtype::kF32) {
+    AttendImpl<float, true>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);
+  } else {
+    AttendImpl<float, false>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);
   }
 }
 

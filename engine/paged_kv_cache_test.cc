@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "base/half.h"
 #include "base/thread_pool.h"
 #include "gtest/gtest.h"
 
@@ -148,20 +149,50 @@ TEST(PagedKvCache, EveryIsaBuildGivesTheSameBits) {
   for (KvDtype dtype : {KvDtype::kF16, KvDtype::kInt8, KvDtype::kF32}) {
     // GQA group of 6 (not a multiple of the 8 heads done together), head_dim 40 (a tail after
     // the 16-lane groups), block size 12 (lanes padded), a sliding window.
+    // Block size 16 reads fp16 / fp32 K and V in place, 12 through converted copies.
     ModelConfig c = Config(21);
     c.num_heads = 12;
     c.head_dim = 40;
     const int32_t len = 70;
     const Data x = Random(c, len, 5);
-    auto cache = Make(c, dtype, 12, 16);
-    const std::vector<float> want = RunChunked(*cache, c, x, len, 9, 0, isas.front().fn);
-    for (const auto& isa : isas) {
-      const std::vector<float> got = RunChunked(*cache, c, x, len, 9, 0, isa.fn);
-      ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
-          << isa.name << " " << KvDtypeName(dtype);
+    for (int32_t bs : {12, 16}) {
+      auto cache = Make(c, dtype, bs, 16);
+      const std::vector<float> want = RunChunked(*cache, c, x, len, 9, 0, isas.front().fn);
+      for (const auto& isa : isas) {
+        const std::vector<float> got = RunChunked(*cache, c, x, len, 9, 0, isa.fn);
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+            << isa.name << " " << KvDtypeName(dtype) << " block size " << bs;
+      }
     }
     std::printf("%s: %zu builds agree (best: %s)\n", KvDtypeName(dtype), isas.size(),
                 isas.back().name);
+  }
+}
+
+// The kernel reads fp16 and fp32 blocks of whole lane groups in place and converts other
+// blocks (int8, or a block size that is not a multiple of 16) to fp32 copies first. With K and V
+// that fp16 holds exactly, every way must give the same bits: fp16 in place, fp32 in place,
+// fp16 and fp32 through copies.
+TEST(PagedKvCache, InPlaceReadsMatchConvertedCopies) {
+  for (int64_t window : {0, 9}) {
+    ModelConfig c = Config(window);
+    c.num_heads = 12;
+    c.head_dim = 40;  // a tail after the 16-lane groups of V
+    const int32_t len = 53;
+    Data x = Random(c, len, 6);
+    for (auto* buf : {&x.k, &x.v}) {
+      for (float& f : *buf) f = F16ToF32(F32ToF16(f));
+    }
+    auto copied = Make(c, KvDtype::kF32, 12, 12);
+    const std::vector<float> want = RunChunked(*copied, c, x, len, 5);
+    for (KvDtype dtype : {KvDtype::kF16, KvDtype::kF32}) {
+      for (int32_t bs : {16, 32, 12}) {
+        auto cache = Make(c, dtype, bs, 12);
+        const std::vector<float> got = RunChunked(*cache, c, x, len, 5);
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+            << KvDtypeName(dtype) << " block size " << bs << " window " << window;
+      }
+    }
   }
 }
 
