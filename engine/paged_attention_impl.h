@@ -68,7 +68,7 @@ F32x16 LoadLanes(const float* p) { return LoadU(p); }
 F32x16 LoadLanes(const uint16_t* p) {
   F32x16 v;
 #if defined(__AVX512F__)
-  // maskz: GCC 12's plain _mm512_cvtph_ps warns about its own undefined start (GCC bug 105593).
+  // maskz: GCC 12's plain _mm512_cvtph_ps warns about its undefined start (GCC bug 105593).
   const __m512 f =
       _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   std::memcpy(&v, &f, sizeof v);
@@ -163,6 +163,11 @@ void Prefetch(const PagedKv& kv, const uint8_t* block, int64_t plane_offset, int
 // the requests spread a line at a time over the score and V loops, 2 and 4 both gave 9-10 ms.
 constexpr int32_t kPrefetchBlocks = 4;
 
+// Calls with fewer queries than this read fp16 / fp32 K and V in place; calls with more convert
+// each block once for all of them (a 512-token prefill ran 7-10 % slower in place, converting
+// every block once per query).
+constexpr int32_t kInPlaceQueries = 4;
+
 // Query heads computed together: their accumulator chains are independent (so they overlap in
 // the pipeline) and they share each K/V load. Up to the group size of the KV head.
 constexpr int32_t kMaxHeads = 8;
@@ -173,18 +178,14 @@ constexpr int64_t kScoreFloats = 1 << 16;
 
 // Scores of NH query heads against the lane groups [t0, t1) of the loaded block:
 // dst[h][t] = scale * sum over d in order 0..hd-1 of q[h][d] * kt[d][t], one lane per key.
-// kt is fp32 (a converted copy or an fp32 plane) or fp16 (the plane itself), row stride `lanes`.
-// pf (or nullptr): a later block's slice of the same layout, asked for (into L2) a line at a time
-// as kt is read; spread over the compute, these requests add to the hardware prefetcher's where
-// one burst per block did not (blocks are a few KiB scattered over the pool).
-template <int NH, typename T>
-void Scores(const float* const* q, const T* kt, int32_t hd, int32_t lanes, int32_t t0,
-            int32_t t1, float scale, float* dst, const T* pf) {
+// Converted-copy path: kt is the fp32 copy K^T [hd][lanes] of one block.
+template <int NH>
+void Scores(const float* const* q, const float* kt, int32_t hd, int32_t lanes, int32_t t0,
+            int32_t t1, float scale, float* dst) {
   for (int32_t t = t0; t < t1; t += kLanes) {
     F32x16 lane[NH] = {};
     for (int32_t d = 0; d < hd; ++d) {
-      if (pf != nullptr) __builtin_prefetch(pf + static_cast<int64_t>(d) * lanes + t, 0, 2);
-      const F32x16 k = LoadLanes(kt + static_cast<int64_t>(d) * lanes + t);
+      const F32x16 k = LoadU(kt + static_cast<int64_t>(d) * lanes + t);
       for (int h = 0; h < NH; ++h) lane[h] += q[h][d] * k;
     }
     for (int h = 0; h < NH; ++h) StoreU(dst + h * lanes + t, lane[h] * scale);
@@ -197,6 +198,32 @@ template <int NH, typename T>
 void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd, int32_t klo,
                 int32_t khi, const T* pf) {
   int32_t d0 = 0;
+  // Two lane groups of outputs per pass where registers allow: each p[h][j] is broadcast once
+  // for 32 outputs instead of 16 (the loop is bound by loads, not arithmetic). Every output is
+  // still summed over j in order, so the bits are those of one group at a time.
+  if constexpr (2 * NH <= 16) {
+    for (; d0 + 2 * kLanes <= hd; d0 += 2 * kLanes) {
+      F32x16 a[NH], b[NH];
+      for (int h = 0; h < NH; ++h) {
+        a[h] = LoadU(acc[h] + d0);
+        b[h] = LoadU(acc[h] + d0 + kLanes);
+      }
+      for (int32_t j = klo; j < khi; ++j) {
+        const T* row = v + static_cast<int64_t>(j) * hd + d0;
+        if (pf != nullptr) __builtin_prefetch(pf + static_cast<int64_t>(j) * hd + d0, 0, 2);
+        const F32x16 v0 = LoadLanes(row), v1 = LoadLanes(row + kLanes);
+        for (int h = 0; h < NH; ++h) {
+          const float w = p[h][j];
+          a[h] += w * v0;
+          b[h] += w * v1;
+        }
+      }
+      for (int h = 0; h < NH; ++h) {
+        StoreU(acc[h] + d0, a[h]);
+        StoreU(acc[h] + d0 + kLanes, b[h]);
+      }
+    }
+  }
   for (; d0 + kLanes <= hd; d0 += kLanes) {
     F32x16 a[NH];
     for (int h = 0; h < NH; ++h) a[h] = LoadU(acc[h] + d0);
@@ -216,16 +243,51 @@ void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd
   }
 }
 
+// In-place path: one lane group of 16 keys from each of the N pointers k[n] (fp32 or fp16 K^T
+// rows of stride `lanes`, already at the lane group), scored against NH query heads into
+// out[h] + off[n]. Two groups at a time (two blocks at decode) share each q broadcast, which
+// halves the loads per multiply-add. Each lane is the same in-order sum as in Scores.
+// pf[n] (or nullptr): a later block's slice of the same layout, asked for (into L2) a line at a
+// time as k[n] is read; spread over the compute, these requests add to the hardware
+// prefetcher's where one burst per block did not (blocks are a few KiB scattered in the pool).
+template <int NH, int N, typename T>
+void ScoreGroups(const float* const* q, const T* const* k, const T* const* pf, int32_t hd,
+                 int32_t lanes, float scale, float* const* out, const int64_t* off) {
+  F32x16 lane[N][NH] = {};
+  for (int32_t d = 0; d < hd; ++d) {
+    F32x16 kv[N];
+    for (int n = 0; n < N; ++n) {
+      const int64_t at = static_cast<int64_t>(d) * lanes;
+      if (pf[n] != nullptr) __builtin_prefetch(pf[n] + at, 0, 2);
+      kv[n] = LoadLanes(k[n] + at);
+    }
+    for (int h = 0; h < NH; ++h) {
+      const float x = q[h][d];
+      for (int n = 0; n < N; ++n) lane[n][h] += x * kv[n];
+    }
+  }
+  for (int n = 0; n < N; ++n) {
+    for (int h = 0; h < NH; ++h) StoreU(out[h] + off[n], lane[n][h] * scale);
+  }
+}
+
 template <typename T>
-using ScoresFn = void (*)(const float* const*, const T*, int32_t, int32_t, int32_t, int32_t,
-                          float, float*, const T*);
+using ScoreGroupsFn = void (*)(const float* const*, const T* const*, const T* const*, int32_t,
+                               int32_t, float, float* const*, const int64_t*);
+template <typename T, int N>
+constexpr ScoreGroupsFn<T> kScoreGroups[kMaxHeads + 1] = {
+    nullptr,
+    &ScoreGroups<1, N, T>, &ScoreGroups<2, N, T>, &ScoreGroups<3, N, T>, &ScoreGroups<4, N, T>,
+    &ScoreGroups<5, N, T>, &ScoreGroups<6, N, T>, &ScoreGroups<7, N, T>, &ScoreGroups<8, N, T>};
+
+using ScoresFn = void (*)(const float* const*, const float*, int32_t, int32_t, int32_t, int32_t,
+                          float, float*);
 template <typename T>
 using AccumulateFn = void (*)(const float* const*, float* const*, const T*, int32_t, int32_t,
                               int32_t, const T*);
-template <typename T>
-constexpr ScoresFn<T> kScores[kMaxHeads + 1] = {
-    nullptr,          &Scores<1, T>, &Scores<2, T>, &Scores<3, T>, &Scores<4, T>,
-    &Scores<5, T>,    &Scores<6, T>, &Scores<7, T>, &Scores<8, T>};
+constexpr ScoresFn kScores[kMaxHeads + 1] = {nullptr,    &Scores<1>, &Scores<2>,
+                                             &Scores<3>, &Scores<4>, &Scores<5>,
+                                             &Scores<6>, &Scores<7>, &Scores<8>};
 template <typename T>
 constexpr AccumulateFn<T> kAccumulate[kMaxHeads + 1] = {
     nullptr,          &Accumulate<1, T>, &Accumulate<2, T>, &Accumulate<3, T>, &Accumulate<4, T>,
@@ -307,16 +369,7 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
   const auto prefetch = [&](int32_t b, int64_t plane) {
     Prefetch(kv, block_at(b), plane, kv_head_begin, hd, kv_head_end - kv_head_begin);
   };
-  // KV head g's K^T [hd][lanes] and V [slot][hd] of block b, n slots in use.
-  const auto keys = [&](int32_t b, int32_t g, int32_t n) -> const T* {
-    if constexpr (kDirect) {
-      return reinterpret_cast<const T*>(block_at(b) + kv.k_offset) +
-             static_cast<int64_t>(g) * hd * bs;
-    } else {
-      LoadK(kv, block_at(b), g, hd, s.num_kv_heads, n, lanes, w.kt.data());
-      return w.kt.data();
-    }
-  };
+  // KV head g's V [slot][hd] of block b, n slots in use (in place or a converted copy).
   // In place, the slice a later pass reads, to prefetch while reading this one (or nullptr).
   const auto slice = [&](int32_t b, int32_t g, int64_t plane) -> const T* {
     if constexpr (kDirect) {
@@ -354,35 +407,83 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
     for (int32_t b = b_first; b < std::min(b_last + 1, b_first + kPrefetchBlocks); ++b) {
       prefetch(b, kv.k_offset);
     }
-    for (int32_t b = b_first; b <= b_last; ++b) {
+    // K of block b's head g in place, and what to prefetch meanwhile (in place only).
+    const auto pf_for = [&](int32_t b, int32_t g) -> const T* {
       const int32_t ahead = b + kPrefetchBlocks, wrapped = ahead - b_last - 1 + b_first;
-      if constexpr (!kDirect) {
+      return ahead <= b_last     ? slice(ahead, g, kv.k_offset)
+             : wrapped <= b_last ? slice(wrapped, g, kv.v_offset)
+                                 : nullptr;
+    };
+    // In place: blocks in pairs, each query's lane groups of both scored two at a time straight
+    // into its rows (lane groups line up with the rows: block size and base are multiples of 16;
+    // keys a query does not see are masked by Softmax and never read by pass 3).
+    if constexpr (kDirect) {
+      for (int32_t b = b_first; b <= b_last; b += 2) {
+        const int32_t nb = std::min(2, b_last + 1 - b);
+        for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
+          const T* kt[2] = {nullptr, nullptr};
+          const T* pfb[2] = {nullptr, nullptr};
+          for (int32_t n = 0; n < nb; ++n) {
+            kt[n] = slice(b + n, g, kv.k_offset);
+            pfb[n] = pf_for(b + n, g);
+          }
+          for (int32_t i = i0; i < i1; ++i) {
+            for (int32_t h0 = 0; h0 < group; h0 += kMaxHeads) {
+              const int32_t nh = std::min(kMaxHeads, group - h0);
+              float* outs[kMaxHeads];
+              for (int32_t k = 0; k < nh; ++k) {
+                const int32_t h = g * group + h0 + k;
+                qs[k] = q + static_cast<int64_t>(i) * qd + h * hd;
+                outs[k] = row(i - i0, h - kv_head_begin * group);
+              }
+              const T* gk[2];
+              const T* gp[2];
+              int64_t go[2];
+              int pending = 0;
+              for (int32_t n = 0; n < nb; ++n) {
+                const auto [klo, khi] = visible(b + n, i);
+                for (int32_t t = klo / kLanes * kLanes; t < khi; t += kLanes) {
+                  gk[pending] = kt[n] + t;
+                  gp[pending] = i == i0 && h0 == 0 && pfb[n] != nullptr ? pfb[n] + t : nullptr;
+                  go[pending] = static_cast<int64_t>(b + n) * bs - base + t;
+                  if (++pending == 2) {
+                    kScoreGroups<T, 2>[nh](qs, gk, gp, hd, lanes, s.scale, outs, go);
+                    pending = 0;
+                  }
+                }
+              }
+              if (pending == 1) kScoreGroups<T, 1>[nh](qs, gk, gp, hd, lanes, s.scale, outs, go);
+            }
+          }
+        }
+      }
+    } else {
+      // Converted copies: block by block, each KV head's K converted once for all the queries.
+      for (int32_t b = b_first; b <= b_last; ++b) {
+        const int32_t ahead = b + kPrefetchBlocks, wrapped = ahead - b_last - 1 + b_first;
         if (ahead <= b_last) {
           prefetch(ahead, kv.k_offset);
         } else if (wrapped <= b_last) {
           prefetch(wrapped, kv.v_offset);
         }
-      }
-      for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
-        const T* kt = keys(b, g, used(b));
-        const T* pf = ahead <= b_last    ? slice(ahead, g, kv.k_offset)
-                      : wrapped <= b_last ? slice(wrapped, g, kv.v_offset)
-                                          : nullptr;
-        for (int32_t i = i0; i < i1; ++i) {
-          const auto [klo, khi] = visible(b, i);
-          if (klo >= khi) continue;
-          const int32_t t0 = klo / kLanes * kLanes, t1 = (khi + kLanes - 1) / kLanes * kLanes;
-          for (int32_t h0 = 0; h0 < group; h0 += kMaxHeads) {
-            const int32_t nh = std::min(kMaxHeads, group - h0);
-            for (int32_t k = 0; k < nh; ++k) {
-              qs[k] = q + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
-            }
-            kScores<T>[nh](qs, kt, hd, lanes, t0, t1, s.scale, w.block.data(),
-                           i == i0 && h0 == 0 ? pf : nullptr);
-            for (int32_t k = 0; k < nh; ++k) {
-              std::memcpy(row(i - i0, (g - kv_head_begin) * group + h0 + k) + b * bs - base + klo,
-                          w.block.data() + k * lanes + klo,
-                          static_cast<size_t>(khi - klo) * sizeof(float));
+        for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
+          LoadK(kv, block_at(b), g, hd, s.num_kv_heads, used(b), lanes, w.kt.data());
+          const float* kt = w.kt.data();
+          for (int32_t i = i0; i < i1; ++i) {
+            const auto [klo, khi] = visible(b, i);
+            if (klo >= khi) continue;
+            const int32_t t0 = klo / kLanes * kLanes, t1 = (khi + kLanes - 1) / kLanes * kLanes;
+            for (int32_t h0 = 0; h0 < group; h0 += kMaxHeads) {
+              const int32_t nh = std::min(kMaxHeads, group - h0);
+              for (int32_t k = 0; k < nh; ++k) {
+                qs[k] = q + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
+              }
+              kScores[nh](qs, kt, hd, lanes, t0, t1, s.scale, w.block.data());
+              for (int32_t k = 0; k < nh; ++k) {
+                std::memcpy(row(i - i0, (g - kv_head_begin) * group + h0 + k) + b * bs - base + klo,
+                            w.block.data() + k * lanes + klo,
+                            static_cast<size_t>(khi - klo) * sizeof(float));
+              }
             }
           }
         }
@@ -436,10 +537,11 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
 void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t count, const float* q,
             float* out, int32_t kv_head_begin, int32_t kv_head_end, AttentionScratch& w) {
   if (count <= 0 || kv_head_begin >= kv_head_end) return;
-  const bool whole_lanes = kv.block_size % kLanes == 0;
-  if (whole_lanes && kv.dtype == KvDtype::kF16) {
+  // In place for decode-sized calls; a prompt chunk's queries share each converted block.
+  const bool in_place = kv.block_size % kLanes == 0 && count < kInPlaceQueries;
+  if (in_place && kv.dtype == KvDtype::kF16) {
     AttendImpl<uint16_t, true>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);
-  } else if (whole_lanes && kv.dtype == KvDtype::kF32) {
+  } else if (in_place && kv.dtype == KvDtype::kF32) {
     AttendImpl<float, true>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);
   } else {
     AttendImpl<float, false>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);

@@ -169,10 +169,10 @@ TEST(PagedKvCache, EveryIsaBuildGivesTheSameBits) {
   }
 }
 
-// The kernel reads fp16 and fp32 blocks of whole lane groups in place and converts other
-// blocks (int8, or a block size that is not a multiple of 16) to fp32 copies first. With K and V
-// that fp16 holds exactly, every way must give the same bits: fp16 in place, fp32 in place,
-// fp16 and fp32 through copies.
+// The kernel reads fp16 and fp32 blocks of whole lane groups in place for calls of a few queries
+// (decode) and converts blocks to fp32 copies otherwise (int8, a block size that is not a
+// multiple of 16, or a prompt chunk). With K and V that fp16 holds exactly, every way must give
+// the same bits: fp16 in place, fp32 in place, fp16 and fp32 through copies.
 TEST(PagedKvCache, InPlaceReadsMatchConvertedCopies) {
   for (int64_t window : {0, 9}) {
     ModelConfig c = Config(window);
@@ -187,10 +187,13 @@ TEST(PagedKvCache, InPlaceReadsMatchConvertedCopies) {
     const std::vector<float> want = RunChunked(*copied, c, x, len, 5);
     for (KvDtype dtype : {KvDtype::kF16, KvDtype::kF32}) {
       for (int32_t bs : {16, 32, 12}) {
-        auto cache = Make(c, dtype, bs, 12);
-        const std::vector<float> got = RunChunked(*cache, c, x, len, 5);
-        ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
-            << KvDtypeName(dtype) << " block size " << bs << " window " << window;
+        for (int32_t chunk : {1, 3, 8}) {
+          auto cache = Make(c, dtype, bs, 12);
+          const std::vector<float> got = RunChunked(*cache, c, x, len, chunk);
+          ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+              << KvDtypeName(dtype) << " block size " << bs << " window " << window << " chunk "
+              << chunk;
+        }
       }
     }
   }
