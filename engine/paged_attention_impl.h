@@ -148,7 +148,8 @@ void LoadV(const PagedKv& kv, const uint8_t* block, int32_t head, int32_t hd, in
 // values, contiguous) at once, ahead of their use: blocks are scattered over the pool, so the
 // hardware prefetcher cannot guess the next one, and at decode the KV cache is read from DRAM.
 // Used for the first blocks of a pass and, on the converted-copy path, for every block; the
-// in-place path spreads its requests over the compute instead (Scores), which reads far faster.
+// in-place path spreads its requests over the compute instead (ScoreGroups, Accumulate), which
+// reads far faster.
 void Prefetch(const PagedKv& kv, const uint8_t* block, int64_t plane_offset, int32_t head,
               int32_t hd, int32_t n) {
   const int64_t elem = kv.dtype == KvDtype::kF32 ? 4 : kv.dtype == KvDtype::kF16 ? 2 : 1;
@@ -354,8 +355,8 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
   if constexpr (!kDirect) {
     w.kt.resize(static_cast<size_t>(hd) * lanes);
     w.v.resize(static_cast<size_t>(bs) * hd);
+    w.block.resize(static_cast<size_t>(kMaxHeads) * lanes);
   }
-  w.block.resize(static_cast<size_t>(kMaxHeads) * lanes);
   w.scores.resize(static_cast<size_t>(tile) * heads * stride);
   w.sum.resize(static_cast<size_t>(tile) * heads);
   // Query i of the tile, query head h of the call (h = (g - kv_head_begin) * group + ...).
@@ -369,8 +370,7 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
   const auto prefetch = [&](int32_t b, int64_t plane) {
     Prefetch(kv, block_at(b), plane, kv_head_begin, hd, kv_head_end - kv_head_begin);
   };
-  // KV head g's V [slot][hd] of block b, n slots in use (in place or a converted copy).
-  // In place, the slice a later pass reads, to prefetch while reading this one (or nullptr).
+  // In place, KV head g's slice of one plane of block b (K^T [hd][bs] or V [bs][hd]).
   const auto slice = [&](int32_t b, int32_t g, int64_t plane) -> const T* {
     if constexpr (kDirect) {
       return reinterpret_cast<const T*>(block_at(b) + plane) + static_cast<int64_t>(g) * hd * bs;
@@ -378,6 +378,7 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
       return nullptr;
     }
   };
+  // KV head g's V [slot][hd] of block b, n slots in use (in place or a converted copy).
   const auto values = [&](int32_t b, int32_t g, int32_t n) -> const T* {
     if constexpr (kDirect) {
       return reinterpret_cast<const T*>(block_at(b) + kv.v_offset) +
@@ -407,7 +408,8 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
     for (int32_t b = b_first; b < std::min(b_last + 1, b_first + kPrefetchBlocks); ++b) {
       prefetch(b, kv.k_offset);
     }
-    // K of block b's head g in place, and what to prefetch meanwhile (in place only).
+    // What to prefetch while block b's head g is scored in place: its K slice kPrefetchBlocks
+    // blocks ahead, or past the last block pass 3's first V slices.
     const auto pf_for = [&](int32_t b, int32_t g) -> const T* {
       const int32_t ahead = b + kPrefetchBlocks, wrapped = ahead - b_last - 1 + b_first;
       return ahead <= b_last     ? slice(ahead, g, kv.k_offset)
