@@ -149,19 +149,24 @@ TEST(PagedKvCache, EveryIsaBuildGivesTheSameBits) {
   for (KvDtype dtype : {KvDtype::kF16, KvDtype::kInt8, KvDtype::kF32}) {
     // GQA group of 6 (not a multiple of the 8 heads done together), head_dim 40 (a tail after
     // the 16-lane groups), block size 12 (lanes padded), a sliding window.
-    // Block size 16 reads fp16 / fp32 K and V in place, 12 through converted copies.
+    // Calls of 3 queries on block size 16 read fp16 / fp32 K and V in place; calls of 9, and
+    // block size 12, go through converted copies.
     ModelConfig c = Config(21);
     c.num_heads = 12;
     c.head_dim = 40;
     const int32_t len = 70;
     const Data x = Random(c, len, 5);
     for (int32_t bs : {12, 16}) {
-      auto cache = Make(c, dtype, bs, 16);
-      const std::vector<float> want = RunChunked(*cache, c, x, len, 9, 0, isas.front().fn);
-      for (const auto& isa : isas) {
-        const std::vector<float> got = RunChunked(*cache, c, x, len, 9, 0, isa.fn);
-        ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
-            << isa.name << " " << KvDtypeName(dtype) << " block size " << bs;
+      for (int32_t chunk : {9, 3}) {
+        auto cache = Make(c, dtype, bs, 16);
+        const std::vector<float> want =
+            RunChunked(*cache, c, x, len, chunk, 0, isas.front().fn);
+        for (const auto& isa : isas) {
+          const std::vector<float> got = RunChunked(*cache, c, x, len, chunk, 0, isa.fn);
+          ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+              << isa.name << " " << KvDtypeName(dtype) << " block size " << bs << " chunk "
+              << chunk;
+        }
       }
     }
     std::printf("%s: %zu builds agree (best: %s)\n", KvDtypeName(dtype), isas.size(),
