@@ -1,7 +1,11 @@
 // qsl-bench-engine: aggregate output tokens/s of the engine at several concurrencies, with where
 // the step time goes, and KV memory per token. Prints a table to paste into docs.
 //   qsl-bench-engine --model FILE|DIR [--concurrency 1,4,16,32] [--prompt-tokens 128]
-//                    [--output-tokens 64] [--devices cpu] [--kv-dtype fp16]
+//                    [--output-tokens 64] [--devices cpu] [--kv-dtype fp16] [--rounds 1]
+// --rounds N runs the concurrency list N times in turn in one process and summarizes the
+// ratios to the single sequence per round: on a shared host the single-sequence rate (bound by
+// DRAM bandwidth, which other tenants take) moves far more than the batched one (bound by
+// compute), so a ratio from one pair of runs says little.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,6 +13,7 @@
 #include <cstdio>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -25,9 +30,11 @@ struct Options {
   std::vector<int32_t> concurrency = {1, 4, 16, 32};
   int32_t prompt_tokens = 128;
   int32_t output_tokens = 64;
+  int32_t rounds = 1;
 };
 
 struct RunResult {
+  int32_t round = 0;
   int32_t concurrency = 0;
   double wall_s = 0;          // first submit to last finish
   double ttft_mean_s = 0;     // submit to first token, mean over requests
@@ -127,31 +134,85 @@ void PrintTable(const Options& o, const EngineCore& engine, const std::vector<Ru
               o.output_tokens, o.engine.max_num_batched_tokens,
               o.engine.chunked_prefill ? "on" : "off", std::thread::hardware_concurrency());
   std::printf("Decode phase = once every request has its first token; its steps are profiled.\n\n");
-  std::printf("| concurrent | out tok/s (decode) | out tok/s (end to end) | TTFT mean ms | decode "
-              "steps | ms/step | linear %% | attention %% | other fwd %% | sample %% | schedule %% |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  const bool rounds = o.rounds > 1;
+  std::printf("|%s concurrent | out tok/s (decode) | out tok/s (end to end) | TTFT mean ms | "
+              "decode steps | ms/step | linear %% | attention %% | other fwd %% | sample %% | "
+              "schedule %% |\n",
+              rounds ? " round |" : "");
+  std::printf("|%s---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+              rounds ? "---:|" : "");
   for (const RunResult& r : runs) {
     const StepProfile& p = r.profile;
     const double total = p.schedule_s + p.forward_s + p.sample_s;
     const auto pct = [&](double x) { return total > 0 ? 100.0 * x / total : 0.0; };
+    if (rounds) std::printf("| %d ", r.round + 1);
     std::printf("| %d | %.1f | %.1f | %.0f | %lld | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
                 r.concurrency, r.decode_tok_s, r.e2e_tok_s, r.ttft_mean_s * 1e3,
                 static_cast<long long>(p.steps), p.steps ? 1e3 * total / p.steps : 0.0,
                 pct(p.linear_s), pct(p.attention_s), pct(p.forward_s - p.linear_s - p.attention_s),
                 pct(p.sample_s), pct(p.schedule_s));
   }
-  const auto find = [&](int32_t c) -> const RunResult* {
+  const auto find = [&](int32_t round, int32_t c) -> const RunResult* {
     for (const RunResult& r : runs) {
-      if (r.concurrency == c) return &r;
+      if (r.round == round && r.concurrency == c) return &r;
     }
     return nullptr;
   };
-  const RunResult* one = find(1);
-  if (one != nullptr) {
+  if (!rounds) {
+    const RunResult* one = find(0, 1);
+    if (one == nullptr) return;
     for (const RunResult& r : runs) {
       if (r.concurrency == 1) continue;
       std::printf("\n%d concurrent vs 1: %.2fx decode tok/s, %.2fx end to end", r.concurrency,
                   r.decode_tok_s / one->decode_tok_s, r.e2e_tok_s / one->e2e_tok_s);
+    }
+    std::printf("\n");
+    return;
+  }
+  // Per concurrency: the median and range of decode tok/s over the rounds; with a single
+  // sequence in the list, also each round's ratio to its own single-sequence run and the ratio
+  // of the median to the fastest single-sequence run (the least disturbed one).
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  std::vector<double> singles;
+  for (int32_t k = 0; k < o.rounds; ++k) {
+    if (const RunResult* one = find(k, 1)) singles.push_back(one->decode_tok_s);
+  }
+  const double best_single =
+      singles.empty() ? 0.0 : *std::max_element(singles.begin(), singles.end());
+  std::printf("\n| concurrent | decode tok/s median | min | max |%s\n",
+              singles.empty() ? ""
+                              : " x single, per round | median of those |"
+                                " median / fastest single |");
+  std::printf("|---:|---:|---:|---:|%s\n", singles.empty() ? "" : "---|---:|---:|");
+  std::vector<int32_t> seen;
+  for (const RunResult& first : runs) {
+    if (std::find(seen.begin(), seen.end(), first.concurrency) != seen.end()) continue;
+    seen.push_back(first.concurrency);
+    std::vector<double> rates, ratios;
+    std::string per_round;
+    for (int32_t k = 0; k < o.rounds; ++k) {
+      const RunResult* r = find(k, first.concurrency);
+      if (r == nullptr) continue;
+      rates.push_back(r->decode_tok_s);
+      const RunResult* one = find(k, 1);
+      if (one != nullptr && one->decode_tok_s > 0) {
+        ratios.push_back(r->decode_tok_s / one->decode_tok_s);
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%s%.2f", per_round.empty() ? "" : ", ", ratios.back());
+        per_round += buf;
+      }
+    }
+    const double med = median(rates);
+    std::printf("| %d | %.1f | %.1f | %.1f |", first.concurrency, med,
+                *std::min_element(rates.begin(), rates.end()),
+                *std::max_element(rates.begin(), rates.end()));
+    if (!singles.empty()) {
+      std::printf(" %s | %.2f | %.2f |", per_round.c_str(), ratios.empty() ? 0.0 : median(ratios),
+                  best_single > 0 ? med / best_single : 0.0);
     }
     std::printf("\n");
   }
@@ -169,15 +230,27 @@ int Main(int argc, char** argv) {
   app.add_option("--concurrency", o.concurrency, "Concurrent requests per run")
       ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--prompt-tokens", o.prompt_tokens, "Prompt length")->capture_default_str();
+  app.add_option("--prompt-tokens", o.prompt_tokens, "Prompt length")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   app.add_option("--output-tokens", o.output_tokens, "Tokens generated per request")
+      ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   app.add_option("--kv-cache-mb", o.engine.kv_cache_mb, "KV budget, MiB")->capture_default_str();
   app.add_option("--kv-dtype", o.engine.kv_dtype, "fp16, int8 or fp32")->capture_default_str();
   app.add_option("--max-batched-tokens", o.engine.max_num_batched_tokens, "Tokens per step")
       ->capture_default_str();
   app.add_flag("!--no-chunked-prefill", o.engine.chunked_prefill, "Whole prompts per step");
+  app.add_option("--rounds", o.rounds, "Times to run the concurrency list, in turn")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  for (int32_t c : o.concurrency) {
+    if (c < 1 || c > 4096) {
+      std::fprintf(stderr, "qsl-bench-engine: --concurrency %d: expected 1 to 4096\n", c);
+      return 2;
+    }
+  }
   if (auto s = InitLogging(""); !s.ok()) return 1;
 
   o.engine.prefix_caching = false;  // random prompts; keep runs independent
@@ -190,9 +263,17 @@ int Main(int argc, char** argv) {
   // Warm-up: touches the weights and grows every scratch buffer once.
   RunOnce(**engine, 2, o.prompt_tokens, 4, 1);
   std::vector<RunResult> runs;
-  for (int32_t c : o.concurrency) {
-    std::fprintf(stderr, "running %d concurrent requests...\n", c);
-    runs.push_back(RunOnce(**engine, c, o.prompt_tokens, o.output_tokens, 100 + c));
+  for (int32_t k = 0; k < o.rounds; ++k) {
+    for (int32_t c : o.concurrency) {
+      if (o.rounds > 1) {
+        std::fprintf(stderr, "round %d/%d: running %d concurrent requests...\n", k + 1, o.rounds,
+                     c);
+      } else {
+        std::fprintf(stderr, "running %d concurrent requests...\n", c);
+      }
+      runs.push_back(RunOnce(**engine, c, o.prompt_tokens, o.output_tokens, 100 + c + 1000 * k));
+      runs.back().round = k;
+    }
   }
   PrintTable(o, **engine, runs);
   return 0;
