@@ -79,6 +79,7 @@ BENCHMARK(BM_Decode)
     ->Args({1, 32, 192, 1})
     ->Args({0, 32, 1024, 1})
     ->Args({0, 32, 192, 22})
+    ->Args({1, 32, 192, 22})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -85,8 +85,31 @@ F32x16 LoadLanes(const uint16_t* p) {
 #endif
   return v;
 }
+// int8 without its scale (exact in fp32); the caller multiplies by the scale, as LoadK / LoadV do.
+F32x16 LoadLanes(const int8_t* p) {
+  F32x16 v;
+#if defined(__AVX512F__)
+  // maskz forms, as for fp16 above (GCC bug 105593).
+  const __m512 f = _mm512_maskz_cvtepi32_ps(
+      0xffff, _mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  std::memcpy(&v, &f, sizeof v);
+#elif defined(__AVX2__)
+  const __m256 lo = _mm256_cvtepi32_ps(
+      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  const __m256 hi = _mm256_cvtepi32_ps(
+      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8))));
+  std::memcpy(&v, &lo, sizeof lo);
+  std::memcpy(reinterpret_cast<char*>(&v) + sizeof lo, &hi, sizeof hi);
+#else
+  float f[kLanes];
+  for (int32_t i = 0; i < kLanes; ++i) f[i] = static_cast<float>(p[i]);
+  v = LoadU(f);
+#endif
+  return v;
+}
 float LoadOne(const float* p) { return *p; }
 float LoadOne(const uint16_t* p) { return F16Table()[*p]; }
+float LoadOne(const int8_t* p) { return static_cast<float>(*p); }
 
 // n elements of a plane from element `at`, as fp32 (int8 still without its scale).
 void Load(KvDtype dtype, const uint8_t* plane, int64_t at, int32_t n, float* dst) {
@@ -164,8 +187,8 @@ void Prefetch(const PagedKv& kv, const uint8_t* block, int64_t plane_offset, int
 // the requests spread a line at a time over the score and V loops, 2 and 4 both gave 9-10 ms.
 constexpr int32_t kPrefetchBlocks = 4;
 
-// Calls with fewer queries than this read fp16 / fp32 K and V in place; calls with more convert
-// each block once for all of them (a 512-token prefill ran 7-10 % slower in place, converting
+// Calls with fewer queries than this read K and V in place; calls with more convert each block
+// once for all of them (a 512-token prefill ran 7-10 % slower in place, converting
 // every block once per query).
 constexpr int32_t kInPlaceQueries = 4;
 
@@ -194,10 +217,13 @@ void Scores(const float* const* q, const float* kt, int32_t hd, int32_t lanes, i
 }
 
 // acc[h][d] += p[h][j] * v[j][d] for j in [klo, khi) in order, 16 outputs per register.
-// v is fp32 or fp16 [slot][hd], as Scores' kt.
+// v is fp32, fp16 or int8 [slot][hd]; int8 row j is scaled by vs[j * vs_stride] on load, the
+// product LoadV makes for a converted copy.
 template <int NH, typename T>
 void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd, int32_t klo,
-                int32_t khi, const T* pf) {
+                int32_t khi, const T* pf, const float* vs, int32_t vs_stride) {
+  constexpr bool kScaled = std::is_same_v<T, int8_t>;
+  const auto row_scale = [&](int32_t j) { return kScaled ? vs[j * vs_stride] : 1.0f; };
   int32_t d0 = 0;
   // Two lane groups of outputs per pass where registers allow: each p[h][j] is broadcast once
   // for 32 outputs instead of 16 (the loop is bound by loads, not arithmetic). Every output is
@@ -212,7 +238,11 @@ void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd
       for (int32_t j = klo; j < khi; ++j) {
         const T* row = v + static_cast<int64_t>(j) * hd + d0;
         if (pf != nullptr) __builtin_prefetch(pf + static_cast<int64_t>(j) * hd + d0, 0, 2);
-        const F32x16 v0 = LoadLanes(row), v1 = LoadLanes(row + kLanes);
+        F32x16 v0 = LoadLanes(row), v1 = LoadLanes(row + kLanes);
+        if constexpr (kScaled) {
+          v0 = v0 * row_scale(j);
+          v1 = v1 * row_scale(j);
+        }
         for (int h = 0; h < NH; ++h) {
           const float w = p[h][j];
           a[h] += w * v0;
@@ -230,7 +260,8 @@ void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd
     for (int h = 0; h < NH; ++h) a[h] = LoadU(acc[h] + d0);
     for (int32_t j = klo; j < khi; ++j) {
       if (pf != nullptr) __builtin_prefetch(pf + static_cast<int64_t>(j) * hd + d0, 0, 2);
-      const F32x16 vv = LoadLanes(v + static_cast<int64_t>(j) * hd + d0);
+      F32x16 vv = LoadLanes(v + static_cast<int64_t>(j) * hd + d0);
+      if constexpr (kScaled) vv = vv * row_scale(j);
       for (int h = 0; h < NH; ++h) a[h] += p[h][j] * vv;
     }
     for (int h = 0; h < NH; ++h) StoreU(acc[h] + d0, a[h]);
@@ -238,29 +269,38 @@ void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd
   for (; d0 < hd; ++d0) {
     for (int h = 0; h < NH; ++h) {
       for (int32_t j = klo; j < khi; ++j) {
-        acc[h][d0] += p[h][j] * LoadOne(v + static_cast<int64_t>(j) * hd + d0);
+        float x = LoadOne(v + static_cast<int64_t>(j) * hd + d0);
+        if constexpr (kScaled) x *= row_scale(j);
+        acc[h][d0] += p[h][j] * x;
       }
     }
   }
 }
 
-// In-place path: one lane group of 16 keys from each of the N pointers k[n] (fp32 or fp16 K^T
-// rows of stride `lanes`, already at the lane group), scored against NH query heads into
+// In-place path: one lane group of 16 keys from each of the N pointers k[n] (fp32, fp16 or int8
+// K^T rows of stride `lanes`, already at the lane group), scored against NH query heads into
 // out[h] + off[n]. Two groups at a time (two blocks at decode) share each q broadcast, which
 // halves the loads per multiply-add. Each lane is the same in-order sum as in Scores.
 // pf[n] (or nullptr): a later block's slice of the same layout, asked for (into L2) a line at a
 // time as k[n] is read; spread over the compute, these requests add to the hardware
 // prefetcher's where one burst per block did not (blocks are a few KiB scattered in the pool).
+// int8: ks[n] holds the 16 keys' scales, applied to each loaded K row as LoadK does.
 template <int NH, int N, typename T>
-void ScoreGroups(const float* const* q, const T* const* k, const T* const* pf, int32_t hd,
-                 int32_t lanes, float scale, float* const* out, const int64_t* off) {
+void ScoreGroups(const float* const* q, const T* const* k, const T* const* pf,
+                 const float* const* ks, int32_t hd, int32_t lanes, float scale,
+                 float* const* out, const int64_t* off) {
   F32x16 lane[N][NH] = {};
+  F32x16 kscale[N];
+  if constexpr (std::is_same_v<T, int8_t>) {
+    for (int n = 0; n < N; ++n) kscale[n] = LoadU(ks[n]);
+  }
   for (int32_t d = 0; d < hd; ++d) {
     F32x16 kv[N];
     for (int n = 0; n < N; ++n) {
       const int64_t at = static_cast<int64_t>(d) * lanes;
       if (pf[n] != nullptr) __builtin_prefetch(pf[n] + at, 0, 2);
       kv[n] = LoadLanes(k[n] + at);
+      if constexpr (std::is_same_v<T, int8_t>) kv[n] = kv[n] * kscale[n];
     }
     for (int h = 0; h < NH; ++h) {
       const float x = q[h][d];
@@ -273,8 +313,9 @@ void ScoreGroups(const float* const* q, const T* const* k, const T* const* pf, i
 }
 
 template <typename T>
-using ScoreGroupsFn = void (*)(const float* const*, const T* const*, const T* const*, int32_t,
-                               int32_t, float, float* const*, const int64_t*);
+using ScoreGroupsFn = void (*)(const float* const*, const T* const*, const T* const*,
+                               const float* const*, int32_t, int32_t, float, float* const*,
+                               const int64_t*);
 template <typename T, int N>
 constexpr ScoreGroupsFn<T> kScoreGroups[kMaxHeads + 1] = {
     nullptr,
@@ -285,7 +326,7 @@ using ScoresFn = void (*)(const float* const*, const float*, int32_t, int32_t, i
                           float, float*);
 template <typename T>
 using AccumulateFn = void (*)(const float* const*, float* const*, const T*, int32_t, int32_t,
-                              int32_t, const T*);
+                              int32_t, const T*, const float*, int32_t);
 constexpr ScoresFn kScores[kMaxHeads + 1] = {nullptr,    &Scores<1>, &Scores<2>,
                                              &Scores<3>, &Scores<4>, &Scores<5>,
                                              &Scores<6>, &Scores<7>, &Scores<8>};
@@ -330,14 +371,16 @@ float Softmax(float* row, int32_t a, int32_t e) {
 // whole row with vector reductions, then the weighted sum of V. What a query gets depends only
 // on its own position and the cache contents, never on how many queries share the call, how
 // the prompt was chunked or which KV heads are computed together.
-// kDirect: the score and V loops read K and V of type T straight from the blocks (fp32 or fp16
-// planes whose block size is whole lane groups); otherwise each block's slice is first converted
-// to an fp32 copy (int8 with its scales, or a block size that is not a multiple of 16).
+// kDirect: the score and V loops read K and V of type T straight from the blocks (fp32, fp16 or
+// int8 planes whose block size is whole lane groups; int8 values times their scales on load,
+// the products a copy holds); otherwise each block's slice is first converted to an fp32 copy
+// (int8 with its scales).
 template <typename T, bool kDirect>
 void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t count,
                 const float* q, float* out, int32_t kv_head_begin, int32_t kv_head_end,
                 AttentionScratch& w) {
   static_assert(kDirect || std::is_same_v<T, float>);
+  constexpr bool kScaled = std::is_same_v<T, int8_t>;  // in-place int8: scales applied on load
   const int32_t hd = s.head_dim, qd = s.q_dim();
   const int32_t group = s.num_heads / s.num_kv_heads;
   const int32_t bs = kv.block_size, last = pos + count - 1;
@@ -377,6 +420,10 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
     } else {
       return nullptr;
     }
+  };
+  // int8: block b's per-(slot, KV head) scales of one plane.
+  const auto scales = [&](int32_t b, int64_t scale_offset) {
+    return reinterpret_cast<const float*>(block_at(b) + scale_offset);
   };
   // KV head g's V [slot][hd] of block b, n slots in use (in place or a converted copy).
   const auto values = [&](int32_t b, int32_t g, int32_t n) -> const T* {
@@ -441,6 +488,8 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
               const T* gk[2];
               const T* gp[2];
               int64_t go[2];
+              float gscale[2][kLanes];  // int8: the lane group's key scales
+              const float* gs[2] = {gscale[0], gscale[1]};
               int pending = 0;
               for (int32_t n = 0; n < nb; ++n) {
                 const auto [klo, khi] = visible(b + n, i);
@@ -448,13 +497,21 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
                   gk[pending] = kt[n] + t;
                   gp[pending] = i == i0 && h0 == 0 && pfb[n] != nullptr ? pfb[n] + t : nullptr;
                   go[pending] = static_cast<int64_t>(b + n) * bs - base + t;
+                  if constexpr (kScaled) {
+                    const float* ks = scales(b + n, kv.k_scale_offset) + g;
+                    for (int32_t l = 0; l < kLanes; ++l) {
+                      gscale[pending][l] = ks[static_cast<int64_t>(t + l) * s.num_kv_heads];
+                    }
+                  }
                   if (++pending == 2) {
-                    kScoreGroups<T, 2>[nh](qs, gk, gp, hd, lanes, s.scale, outs, go);
+                    kScoreGroups<T, 2>[nh](qs, gk, gp, gs, hd, lanes, s.scale, outs, go);
                     pending = 0;
                   }
                 }
               }
-              if (pending == 1) kScoreGroups<T, 1>[nh](qs, gk, gp, hd, lanes, s.scale, outs, go);
+              if (pending == 1) {
+                kScoreGroups<T, 1>[nh](qs, gk, gp, gs, hd, lanes, s.scale, outs, go);
+              }
             }
           }
         }
@@ -510,6 +567,7 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
       for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
         const T* v = values(b, g, used(b));
         const T* pf = ahead <= b_last ? slice(ahead, g, kv.v_offset) : nullptr;
+        const float* vs = kScaled ? scales(b, kv.v_scale_offset) + g : nullptr;
         for (int32_t i = i0; i < i1; ++i) {
           const auto [klo, khi] = visible(b, i);
           if (klo >= khi) continue;
@@ -519,7 +577,8 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
               ps[k] = row(i - i0, (g - kv_head_begin) * group + h0 + k) + b * bs - base;
               accs[k] = out + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
             }
-            kAccumulate<T>[nh](ps, accs, v, hd, klo, khi, i == i0 && h0 == 0 ? pf : nullptr);
+            kAccumulate<T>[nh](ps, accs, v, hd, klo, khi, i == i0 && h0 == 0 ? pf : nullptr, vs,
+                               s.num_kv_heads);
           }
         }
       }
@@ -543,6 +602,8 @@ void Attend(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t cou
   const bool in_place = kv.block_size % kLanes == 0 && count < kInPlaceQueries;
   if (in_place && kv.dtype == KvDtype::kF16) {
     AttendImpl<uint16_t, true>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);
+  } else if (in_place && kv.dtype == KvDtype::kInt8) {
+    AttendImpl<int8_t, true>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);
   } else if (in_place && kv.dtype == KvDtype::kF32) {
     AttendImpl<float, true>(s, kv, pos, count, q, out, kv_head_begin, kv_head_end, w);
   } else {

@@ -149,8 +149,8 @@ TEST(PagedKvCache, EveryIsaBuildGivesTheSameBits) {
   for (KvDtype dtype : {KvDtype::kF16, KvDtype::kInt8, KvDtype::kF32}) {
     // GQA group of 6 (not a multiple of the 8 heads done together), head_dim 40 (a tail after
     // the 16-lane groups), block size 12 (lanes padded), a sliding window.
-    // Calls of 3 queries on block size 16 read fp16 / fp32 K and V in place; calls of 9, and
-    // block size 12, go through converted copies.
+    // Calls of 3 queries on block size 16 read K and V in place; calls of 9, and block size 12,
+    // go through converted copies.
     ModelConfig c = Config(21);
     c.num_heads = 12;
     c.head_dim = 40;
@@ -174,10 +174,11 @@ TEST(PagedKvCache, EveryIsaBuildGivesTheSameBits) {
   }
 }
 
-// The kernel reads fp16 and fp32 blocks of whole lane groups in place for calls of a few queries
-// (decode) and converts blocks to fp32 copies otherwise (int8, a block size that is not a
-// multiple of 16, or a prompt chunk). With K and V that fp16 holds exactly, every way must give
-// the same bits: fp16 in place, fp32 in place, fp16 and fp32 through copies.
+// The kernel reads blocks of whole lane groups in place for calls of a few queries (decode) and
+// converts blocks to fp32 copies otherwise (a block size that is not a multiple of 16, or a
+// prompt chunk). With K and V that fp16 holds exactly, every way must give the same bits: fp16
+// in place, fp32 in place, fp16 and fp32 through copies. int8 in place must give the bits of
+// int8 through copies (each value times its scale on load, as the copy holds it).
 TEST(PagedKvCache, InPlaceReadsMatchConvertedCopies) {
   for (int64_t window : {0, 9}) {
     ModelConfig c = Config(window);
@@ -199,6 +200,16 @@ TEST(PagedKvCache, InPlaceReadsMatchConvertedCopies) {
               << KvDtypeName(dtype) << " block size " << bs << " window " << window << " chunk "
               << chunk;
         }
+      }
+    }
+    auto copied_i8 = Make(c, KvDtype::kInt8, 12, 12);  // block size 12: always converted
+    const std::vector<float> want_i8 = RunChunked(*copied_i8, c, x, len, 5);
+    for (int32_t bs : {16, 32}) {
+      for (int32_t chunk : {1, 3, 8}) {
+        auto cache = Make(c, KvDtype::kInt8, bs, 12);
+        const std::vector<float> got = RunChunked(*cache, c, x, len, chunk);
+        ASSERT_EQ(std::memcmp(got.data(), want_i8.data(), got.size() * sizeof(float)), 0)
+            << "int8 block size " << bs << " window " << window << " chunk " << chunk;
       }
     }
   }
