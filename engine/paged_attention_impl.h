@@ -90,8 +90,8 @@ F32x16 LoadLanes(const int8_t* p) {
   F32x16 v;
 #if defined(__AVX512F__)
   // maskz forms, as for fp16 above (GCC bug 105593).
-  const __m512 f = _mm512_maskz_cvtepi32_ps(
-      0xffff, _mm512_maskz_cvtepi8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m512 f = _mm512_maskz_cvtepi32_ps(0xffff, _mm512_maskz_cvtepi8_epi32(0xffff, b));
   std::memcpy(&v, &f, sizeof v);
 #elif defined(__AVX2__)
   const __m256 lo = _mm256_cvtepi32_ps(
