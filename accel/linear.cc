@@ -98,6 +98,8 @@ Plan MakePlan(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t
   p.rows = CeilDiv(CeilDiv(m, p.row_blocks), step) * step;
   // A single row block reads each weight once: no reason to cut K.
   p.kt_block = m <= step ? p.w.k_tiles : std::max<int64_t>(1, kKBlockBytes / p.w.tile_stride);
+  // Equal blocks (16 tiles: 8 + 8, not 15 + 1): each block's passes prefetch the next one.
+  p.kt_block = CeilDiv(p.w.k_tiles, CeilDiv(p.w.k_tiles, p.kt_block));
   p.items = v.layout.n_tiles() * p.row_blocks;
   return p;
 }

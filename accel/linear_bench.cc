@@ -11,6 +11,11 @@
 // weights from DRAM too); by default a GEMM reuses one copy.
 // --m picks the row counts: 1 is the GEMV ("gemv/..."), 128 the GEMM ("gemm/..."), any other M
 // a GEMM named "gemmM/..." (e.g. --m=32 for a step of 32 decoding sequences).
+// --model=FILE.qsl measures instead every linear of one forward step of that packed model, as
+// the engine calls them (Q/K/V and gate/up shared, o and down, then lm_head), on M rows of
+// random activations: "step/mM/..." with the step's ms and GOPS. The weights come from DRAM as in
+// a decode step (a 1.1B model is far larger than the caches). Its runs vary with the machine's
+// other tenants: compare builds with --benchmark_repetitions and interleaved runs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +35,7 @@
 #include "accel/linear_isa.h"
 #include "base/thread_pool.h"
 #include "benchmark/benchmark.h"
+#include "format/packed_file.h"
 
 namespace qsl {
 namespace {
@@ -43,6 +49,7 @@ struct Options {
   int64_t ws_bytes = int64_t{1} << 30;
   bool scalar = false;
   bool cold_gemm = false;
+  std::string model;
 };
 
 std::string OpName(int64_t m) {
@@ -291,6 +298,79 @@ void PrintSummary() {
   }
 }
 
+// The linears of one forward step of a packed model, grouped as the engine calls them.
+struct StepLinears {
+  std::vector<std::vector<LinearWeightsView>> calls;  // each: weights sharing one input
+  int64_t macs_per_row = 0;
+};
+
+absl::StatusOr<StepLinears> LoadStep(const PackedModel& model) {
+  StepLinears step;
+  const auto get = [&](const std::string& base) { return model.Linear(base); };
+  for (int64_t l = 0; l < model.config().num_layers; ++l) {
+    const std::string p = absl::StrCat("model.layers.", l, ".");
+    for (const auto& group : std::vector<std::vector<std::string>>{
+             {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
+             {"self_attn.o_proj"},
+             {"mlp.gate_proj", "mlp.up_proj"},
+             {"mlp.down_proj"}}) {
+      std::vector<LinearWeightsView> call;
+      for (const std::string& name : group) {
+        absl::StatusOr<LinearWeightsView> v = get(p + name);
+        if (!v.ok()) return v.status();
+        call.push_back(*v);
+      }
+      step.calls.push_back(std::move(call));
+    }
+  }
+  absl::StatusOr<LinearWeightsView> head = get("lm_head");
+  if (!head.ok()) return head.status();
+  step.calls.push_back({*head});
+  for (const auto& call : step.calls) {
+    for (const LinearWeightsView& v : call) step.macs_per_row += v.layout.n * v.layout.k;
+  }
+  return step;
+}
+
+// One iteration = every linear of the step on m rows (fused epilogue, as the engine runs them).
+void RunStep(benchmark::State& state, const StepLinears* step, Isa isa, int threads, int64_t m) {
+  if (!SetIsa(isa).ok() || !ThreadPool::SetDefaultSize(threads).ok()) {
+    state.SkipWithError("cannot select path or threads");
+    return;
+  }
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> q(-127, 127);
+  int64_t max_k = 0, max_n = 0;
+  for (const auto& call : step->calls) {
+    for (const LinearWeightsView& v : call) {
+      max_k = std::max(max_k, v.layout.k_pad());
+      max_n = std::max(max_n, v.layout.n);
+    }
+  }
+  std::vector<int8_t> a(m * max_k);
+  for (auto& v : a) v = static_cast<int8_t>(q(rng));
+  const std::vector<float> a_scale(m, 0.02f);
+  std::vector<std::vector<float>> ys(3, std::vector<float>(m * max_n));
+  double total_s = 0.0;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    for (const auto& call : step->calls) {
+      float* out[3] = {ys[0].data(), ys[1].data(), ys[2].data()};
+      if (call.size() == 1) {
+        LinearInt8(call[0], a.data(), a_scale.data(), m, out[0], call[0].layout.n);
+      } else {
+        LinearInt8Shared(call, a.data(), a_scale.data(), m, absl::MakeSpan(out, call.size()));
+      }
+    }
+    benchmark::ClobberMemory();
+    const double s = Seconds(Clock::now() - t0);
+    state.SetIterationTime(s);
+    total_s += s;
+  }
+  const double macs = static_cast<double>(state.iterations()) * m * step->macs_per_row;
+  state.counters["GOPS"] = 2.0 * macs / total_s / 1e9;
+}
+
 bool ParseFlags(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -336,13 +416,15 @@ bool ParseFlags(int argc, char** argv, Options* o) {
         return false;
       }
       o->ws_bytes = mb << 20;
+    } else if (const char* v = value("--model")) {
+      o->model = v;
     } else if (arg == "--cold_gemm") {
       o->cold_gemm = true;
     } else if (arg == "--scalar") {
       o->scalar = true;
     } else {
       std::fprintf(stderr, "unknown flag '%s' (--threads, --isa, --m, --ws_mb, --cold_gemm, --scalar, "
-                   "--benchmark_*)\n", argv[i]);
+                   "--model, --benchmark_*)\n", argv[i]);
       return false;
     }
   }
@@ -363,6 +445,33 @@ int Main(int argc, char** argv) {
     return 2;
   }
 
+  std::unique_ptr<PackedModel> model;
+  StepLinears step;
+  if (!o.model.empty()) {
+    PackedOpenOptions open;
+    open.verify_checksums = false;  // a benchmark: the structure checks still run
+    absl::StatusOr<std::unique_ptr<PackedModel>> m = PackedModel::Open(o.model, open);
+    absl::StatusOr<StepLinears> s =
+        m.ok() ? LoadStep(**m) : absl::StatusOr<StepLinears>(m.status());
+    if (!s.ok()) {
+      std::fprintf(stderr, "--model: %s\n", s.status().ToString().c_str());
+      return 2;
+    }
+    model = std::move(*m);
+    step = std::move(*s);
+    for (Isa isa : o.isas) {
+      for (int t : o.threads) {
+        for (int64_t m_rows : o.ms) {
+          const std::string name =
+              absl::StrCat("step/m", m_rows, "/", IsaName(isa), "/threads:", t);
+          benchmark::RegisterBenchmark(name.c_str(), RunStep, &step, isa, t, m_rows)
+              ->Unit(benchmark::kMillisecond)
+              ->UseManualTime();
+        }
+      }
+    }
+  }
+
   // The ceilings alone, for the record; each benchmark also measures its own, interleaved.
   const Buffer dram(o.ws_bytes);
   for (int t : o.threads) {
@@ -377,6 +486,12 @@ int Main(int argc, char** argv) {
       benchmark::AddCustomContext(absl::StrCat("peak_gops/", IsaName(isa), "/t", t),
                                   absl::StrCat(gops));
     }
+  }
+
+  if (model != nullptr) {
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
   }
 
   std::vector<Isa> paths = o.isas;

@@ -27,6 +27,7 @@ template <class I, bool kW4>
 constexpr int kRowsOf = kW4 ? I::kRowsW4 : I::kRowsW8;
 
 int64_t Min(int64_t a, int64_t b) { return a < b ? a : b; }
+int64_t Max(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // The register block's accumulator array stays in registers only if every helper that touches
 // it is inlined (GCC otherwise keeps the array in memory and stores it every k step).
@@ -55,13 +56,13 @@ QSL_INLINE void ZeroAll(Vec<I> (&acc)[R][V]) {
   }
 }
 
-// tot[r][v] += s * (acc - z * sum[r]): the W4 segment fold. Within a segment every column has
-// one (scale s, zero z), so sum_k a*(q4 - z)*s = s*(sum_k a*q4 - z*sum_k a) exactly, and the card's
+// tot[r][v] += s * (acc - z * sum[r]) (stored instead when `init`): the W4 segment fold.
+// Within a segment every column has one (scale s, zero z), so sum_k a*(q4 - z)*s = s*(sum_k a*q4 - z*sum_k a) exactly, and the card's
 // expansion (q4 - z)*s never has to be materialized. All int32 arithmetic here wraps mod 2^32;
 // the true result fits int32 (docs/numeric-contract.md, step 3), so the wrapped one equals it.
 template <class I, int R, int V>
 QSL_INLINE void FoldW4(Vec<I> (&acc)[R][V], const Weights& w, const uint8_t* tile, int64_t j, int64_t c0,
-            const int32_t* sums, int64_t sums_ld, int32_t* tot) {
+            const int32_t* sums, int64_t sums_ld, int32_t* tot, bool init) {
   if constexpr (kPairedW4<true, V>) {
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -82,20 +83,20 @@ QSL_INLINE void FoldW4(Vec<I> (&acc)[R][V], const Weights& w, const uint8_t* til
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) {
       int32_t* t = tot + r * w.tile_n + v * I::kCols;
-      const Vec<I> d = I::Sub(acc[r][v], I::Mul(z[v], gs));
-      I::Store(t, I::Add(I::Load(t), I::Mul(s[v], d)));
+      const Vec<I> d = I::Mul(s[v], I::Sub(acc[r][v], I::Mul(z[v], gs)));
+      I::Store(t, init ? d : I::Add(I::Load(t), d));
     }
   }
 }
 
 template <class I, int R, int V>
-QSL_INLINE void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot) {
+QSL_INLINE void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot, bool init) {
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) {
       int32_t* t = tot + r * ld + v * I::kCols;
-      I::Store(t, I::Add(I::Load(t), acc[r][v]));
+      I::Store(t, init ? acc[r][v] : I::Add(I::Load(t), acc[r][v]));
     }
   }
 }
@@ -104,85 +105,127 @@ QSL_INLINE void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot) {
 // less than 2 KiB; W8, one load per vector and no expansion, showed no clear gain).
 constexpr int64_t kW4PrefetchBytes = 2048;
 
-// acc[r][v] += the 4-way dot products of k-quads [q0, q1) of one tile: each weight vector is
-// loaded (for W4 also expanded) once and used for R rows; each activation quad is broadcast once
-// and used for V vectors.
+// acc[r][v] += the 4-way dot products of k-quad q of one tile: each weight vector is loaded (for
+// W4 also expanded) once and used for R rows; each activation quad is broadcast once and used
+// for V vectors.
 template <class I, bool kW4, int R, int V>
-QSL_INLINE void DotQuads(Vec<I> (&acc)[R][V], const uint8_t* wp, int64_t quad_stride,
-                         const int8_t* ap, int64_t lda, int64_t q0, int64_t q1) {
-  for (int64_t q = q0; q < q1; ++q) {
-    Vec<I> wv[V];
-    if constexpr (kW4 && R == 1) {
-      // GEMV streams the nibbles from DRAM once, with expansion work between the loads: asking
-      // for the lines kW4PrefetchBytes ahead keeps enough misses in flight to read at the
-      // DRAM rate (docs/performance.md). Past the end of a tile this touches the next one.
+QSL_INLINE void DotQuad(Vec<I> (&acc)[R][V], const uint8_t* wp, int64_t quad_stride,
+                        const int8_t* ap, int64_t lda, int64_t q) {
+  Vec<I> wv[V];
+  if constexpr (kW4 && R == 1) {
+    // GEMV streams the nibbles from DRAM once, with expansion work between the loads: asking
+    // for the lines kW4PrefetchBytes ahead keeps enough misses in flight to read at the
+    // DRAM rate (docs/performance.md). Past the end of a tile this touches the next one.
 #pragma GCC unroll 4
-      for (int64_t o = 0; o < V * I::kCols * kQuadBytes<kW4>; o += 64) {
-        __builtin_prefetch(wp + q * quad_stride + kW4PrefetchBytes + o);
-      }
+    for (int64_t o = 0; o < V * I::kCols * kQuadBytes<kW4>; o += 64) {
+      __builtin_prefetch(wp + q * quad_stride + kW4PrefetchBytes + o);
     }
-    if constexpr (kPairedW4<kW4, V>) {
-      // Two vectors from one load of their 2 * kCols columns (contiguous in a k-quad row),
-      // in the permuted column order of I::LoadW4Pair; FoldW4 puts the columns back.
+  }
+  if constexpr (kPairedW4<kW4, V>) {
+    // Two vectors from one load of their 2 * kCols columns (contiguous in a k-quad row),
+    // in the permuted column order of I::LoadW4Pair; FoldW4 puts the columns back.
 #pragma GCC unroll 4
-      for (int v = 0; v < V; v += 2) {
-        I::LoadW4Pair(wp + q * quad_stride + v * I::kCols * kQuadBytes<kW4>, wv[v], wv[v + 1]);
-      }
-    } else {
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) {
-        const uint8_t* p = wp + q * quad_stride + v * I::kCols * kQuadBytes<kW4>;
-        wv[v] = kW4 ? I::LoadW4(p) : I::LoadW8(p);
-      }
+    for (int v = 0; v < V; v += 2) {
+      I::LoadW4Pair(wp + q * quad_stride + v * I::kCols * kQuadBytes<kW4>, wv[v], wv[v + 1]);
     }
+  } else {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const uint8_t* p = wp + q * quad_stride + v * I::kCols * kQuadBytes<kW4>;
+      wv[v] = kW4 ? I::LoadW4(p) : I::LoadW8(p);
+    }
+  }
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const Vec<I> ab = I::Broadcast(ap + r * lda + 4 * q);
+  for (int r = 0; r < R; ++r) {
+    const Vec<I> ab = I::Broadcast(ap + r * lda + 4 * q);
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) {
-        acc[r][v] = kW4 ? I::DotW4(acc[r][v], wv[v], ab) : I::DotW8(acc[r][v], wv[v], ab);
-      }
+    for (int v = 0; v < V; ++v) {
+      acc[r][v] = kW4 ? I::DotW4(acc[r][v], wv[v], ab) : I::DotW8(acc[r][v], wv[v], ab);
     }
   }
 }
 
+// DotQuad over k-quads [q0, q1), asking meanwhile for pf_lines lines from pf (into L2), one
+// every pf_every quads: the quads run in stretches between the requests, so the loop that has
+// no request to make checks nothing.
+template <class I, bool kW4, int R, int V>
+QSL_INLINE void DotQuads(Vec<I> (&acc)[R][V], const uint8_t* wp, int64_t quad_stride,
+                         const int8_t* ap, int64_t lda, int64_t q0, int64_t q1,
+                         const uint8_t* pf = nullptr, int64_t pf_lines = 0, int64_t pf_every = 1) {
+  int64_t q = q0;
+  for (int64_t l = 0; l < pf_lines && q < q1; ++l) {
+    __builtin_prefetch(pf + l * 64, 0, 2);
+    for (const int64_t e = Min(q + pf_every, q1); q < e; ++q) {
+      DotQuad<I, kW4>(acc, wp, quad_stride, ap, lda, q);
+    }
+  }
+  for (; q < q1; ++q) DotQuad<I, kW4>(acc, wp, quad_stride, ap, lda, q);
+}
+
+// Lines of weight bytes a register block asks for (into L2) while it works: its row block's
+// share of the K block that follows the one it reads (see Linear), spread over its tiles.
+struct Prefetch {
+  const uint8_t* p = nullptr;
+  int64_t lines = 0;
+};
+
+// Tile `tile_index`'s share of the lines: where they start, how many, and every how many k-quads
+// of a `quads`-long run one is asked for (a line at a time over the compute: bursts of requests
+// were slower, as in the attention kernel).
+struct TileLines {
+  const uint8_t* p;
+  int64_t lines, every;
+};
+QSL_INLINE TileLines LinesFor(const Prefetch& pf, int64_t tile_index, int64_t per_tile,
+                              int64_t quads) {
+  const int64_t first = tile_index * per_tile;
+  const int64_t n = Max(int64_t{0}, Min(per_tile, pf.lines - first));
+  return TileLines{pf.p + first * 64, n, n > 0 ? Max(int64_t{1}, quads / n) : 1};
+}
+
 // The register block: R rows x V vectors of columns [c0, c0 + V*kCols) of n-tile nt, over
-// k-tiles [kt0, kt1), added into tot (row stride tile_n, already offset to row t0, column c0).
+// k-tiles [kt0, kt1), added into tot (row stride tile_n, already offset to row t0, column c0),
+// or stored there when `init` (the first K block of the tile: no zeroing pass needed).
 // W8 accumulates across all the tiles; W4 folds each segment (FoldW4). The accumulators are
 // scoped to the loop that uses them, which lets GCC keep all of them in registers.
 template <class I, bool kW4, int R, int V>
 void Block(const Weights& w, const Activations& a, int64_t nt, int64_t kt0, int64_t kt1,
-           int64_t t0, int64_t c0, int32_t* tot) {
+           int64_t t0, int64_t c0, int32_t* tot, bool init, Prefetch pf) {
   const int64_t quad_stride = w.tile_n * kQuadBytes<kW4>;
   const int64_t quads = w.tile_k / 4;
   const uint8_t* slab = w.tiles + nt * w.k_tiles * w.tile_stride;
   const int8_t* rows = a.q + t0 * a.lda;
+  const int64_t per_tile = (pf.lines + (kt1 - kt0) - 1) / (kt1 - kt0);
   if constexpr (kW4) {
     const int64_t seg_quads = SegmentLength(w) / 4;
     const int64_t segs = quads / seg_quads;
     for (int64_t kt = kt0; kt < kt1; ++kt) {
       const uint8_t* tile = slab + kt * w.tile_stride;
+      const TileLines tl = LinesFor(pf, kt - kt0, per_tile, seg_quads);
       for (int64_t j = 0; j < segs; ++j) {
         Vec<I> acc[R][V];
         ZeroAll<I>(acc);
         DotQuads<I, kW4>(acc, tile + c0 * kQuadBytes<kW4>, quad_stride, rows + kt * w.tile_k,
-                         a.lda, j * seg_quads, (j + 1) * seg_quads);
-        FoldW4<I>(acc, w, tile, j, c0, a.sums + t0 * a.sums_ld + kt * segs + j, a.sums_ld, tot);
+                         a.lda, j * seg_quads, (j + 1) * seg_quads, tl.p, j == 0 ? tl.lines : 0,
+                         tl.every);
+        FoldW4<I>(acc, w, tile, j, c0, a.sums + t0 * a.sums_ld + kt * segs + j, a.sums_ld, tot,
+                  init && kt == kt0 && j == 0);
       }
     }
   } else {
     Vec<I> acc[R][V];
     ZeroAll<I>(acc);
     for (int64_t kt = kt0; kt < kt1; ++kt) {
+      const TileLines tl = LinesFor(pf, kt - kt0, per_tile, quads);
       DotQuads<I, kW4>(acc, slab + kt * w.tile_stride + c0 * kQuadBytes<kW4>, quad_stride,
-                       rows + kt * w.tile_k, a.lda, 0, quads);
+                       rows + kt * w.tile_k, a.lda, 0, quads, tl.p, tl.lines, tl.every);
     }
-    AddTo<I>(acc, w.tile_n, tot);
+    AddTo<I>(acc, w.tile_n, tot, init);
   }
 }
 
 using BlockFn = void (*)(const Weights&, const Activations&, int64_t, int64_t, int64_t, int64_t,
-                         int64_t, int32_t*);
+                         int64_t, int32_t*, bool, Prefetch);
 
 template <class I, bool kW4, int R, int V = 1>
 BlockFn PickVecs(int v) {
@@ -244,16 +287,27 @@ void Linear(const Weights& w, const Activations& a, const Output& out, int64_t n
   const int64_t rows = t1 - t0;
   const int64_t cols_per_chunk = I::kVecs * I::kCols;
   const int64_t step = w4 ? kRowsOf<I, true> : kRowsOf<I, false>;
+  const int64_t row_blocks = (rows + step - 1) / step;
   for (int64_t nt = nt0; nt < nt1; ++nt) {
-    std::memset(scratch, 0, static_cast<size_t>(rows * w.tile_n) * sizeof(int32_t));
     for (int64_t kb = 0; kb < w.k_tiles; kb += kt_block) {
       const int64_t ke = Min(kb + kt_block, w.k_tiles);
-      for (int64_t r0 = t0; r0 < t1; r0 += step) {
+      // With several row blocks the first one reads the K block from memory and the others find
+      // it in L2; left to the hardware prefetcher, that first pass stalls on memory. So every
+      // row block asks for its share of the next K block (of this n-tile, or the first of the
+      // next one, which follows it in memory; past the weight's end the requests are harmless),
+      // a line at a time over its dot products (docs/performance.md, session 7).
+      const int64_t lines = row_blocks > 1 ? ((ke - kb) * w.tile_stride + 63) / 64 : 0;
+      const int64_t per_block = (lines + row_blocks - 1) / row_blocks;
+      const uint8_t* next = w.tiles + (nt * w.k_tiles + ke) * w.tile_stride;
+      for (int64_t r0 = t0, b = 0; r0 < t1; r0 += step, ++b) {
         const int r = static_cast<int>(Min(step, t1 - r0));
+        const Prefetch pf{next + b * per_block * 64,
+                          Max(int64_t{0}, Min(per_block, lines - b * per_block))};
         for (int64_t c0 = 0; c0 < w.tile_n; c0 += cols_per_chunk) {
           const int v = static_cast<int>(Min(cols_per_chunk, w.tile_n - c0) / I::kCols);
           const BlockFn fn = w4 ? PickBlock<I, true>(r, v) : PickBlock<I, false>(r, v);
-          fn(w, a, nt, kb, ke, r0, c0, scratch + (r0 - t0) * w.tile_n + c0);
+          fn(w, a, nt, kb, ke, r0, c0, scratch + (r0 - t0) * w.tile_n + c0, kb == 0,
+             c0 == 0 ? pf : Prefetch{});
         }
       }
     }

@@ -172,6 +172,8 @@ TEST_P(LinearPathsTest, AllPathsMatchScalarBitForBit) {
 
 // m in {1, 2, 7, 128, 300}; odd n and n not a multiple of tile_n; k not a multiple of the group
 // or the tile; tile_n 48 (AVX-512 takes it as 3 vectors), 20 (no SIMD path: scalar fallback).
+// m = 37, k = 5000: several row blocks over several K blocks of 64 KiB of weights (W8 and W4),
+// where the first block stores the totals and each block's passes prefetch the next one.
 constexpr TileShape kDefault{128, 64};
 INSTANTIATE_TEST_SUITE_P(
     Shapes, LinearPathsTest,
@@ -181,7 +183,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{128, 130, 260, kDefault, 0}, Case{300, 77, 130, kDefault, 0},
         Case{5, 50, 100, {64, 32}, 0}, Case{9, 99, 200, {32, 16}, 0},
         Case{3, 100, 70, {128, 48}, 0}, Case{6, 300, 129, {256, 128}, 0},
-        Case{4, 45, 60, {16, 20}, 0},
+        Case{4, 45, 60, {16, 20}, 0}, Case{37, 130, 5000, kDefault, 0},
+        Case{37, 130, 5000, kDefault, 128}, Case{37, 130, 5000, kDefault, 64},
         Case{1, 64, 128, kDefault, 128}, Case{1, 67, 300, kDefault, 128},
         Case{2, 131, 257, kDefault, 64}, Case{7, 200, 1000, kDefault, 32},
         Case{128, 130, 260, kDefault, 128}, Case{300, 77, 130, kDefault, 64},
