@@ -126,7 +126,7 @@ void Run(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t* a, 
 // Rows of a per-row step split over the pool in ranges of about `per_range` values.
 template <typename Fn>
 void ForRows(int64_t m, int64_t row_len, Fn&& fn) {
-  constexpr int64_t per_range = 1 << 16;
+  constexpr int64_t per_range = 1 << 14;  // 32 decode rows of 2048: 4 ranges, not 1
   const int64_t grain = std::max<int64_t>(1, per_range / std::max<int64_t>(1, row_len));
   ThreadPool::Default().ParallelFor(m, grain, fn);
 }

@@ -108,11 +108,7 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
   ApplyRope(T, q_.data(), static_cast<int32_t>(c.num_heads));
   ApplyRope(T, k_.data(), static_cast<int32_t>(c.num_kv_heads));
   const auto attention_start = Clock::now();
-  int64_t t0 = 0;
-  for (const SeqChunk& ch : batch.chunks) {
-    cache.Store(layer, ch.seq, ch.pos, ch.count, k_.data() + t0 * KV, v_.data() + t0 * KV);
-    t0 += ch.count;
-  }
+  cache.StoreChunks(layer, batch.chunks, KV, k_.data(), v_.data());
   cache.Attend(layer, batch.chunks, q_.data(), attn_.data());
   times_.attention_s += Since(attention_start);
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kO, w.o, attn_.data(), T, proj_.data()));

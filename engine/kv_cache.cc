@@ -65,6 +65,15 @@ float* ContiguousKvCache::Row(std::vector<float>& buf, int32_t layer, int32_t se
   return buf.data() + row * shape_.kv_dim();
 }
 
+void KvCache::StoreChunks(int32_t layer, const std::vector<SeqChunk>& chunks, int64_t kv_dim,
+                          const float* k, const float* v) {
+  int64_t t0 = 0;
+  for (const SeqChunk& c : chunks) {
+    Store(layer, c.seq, c.pos, c.count, k + t0 * kv_dim, v + t0 * kv_dim);
+    t0 += c.count;
+  }
+}
+
 void ContiguousKvCache::Store(int32_t layer, int32_t seq, int32_t pos, int32_t count,
                               const float* k, const float* v) {
   const size_t bytes = static_cast<size_t>(count) * shape_.kv_dim() * sizeof(float);

@@ -24,6 +24,10 @@ class KvCache {
   // Stores K and V ([count, kv_dim] each, contiguous) for positions [pos, pos + count) of `seq`.
   virtual void Store(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* k,
                      const float* v) = 0;
+  // Store for every chunk of a step: k and v ([tokens, kv_dim]) hold the chunks' rows one after
+  // another. By default chunk by chunk, on the calling thread.
+  virtual void StoreChunks(int32_t layer, const std::vector<SeqChunk>& chunks, int64_t kv_dim,
+                           const float* k, const float* v);
   // Causal attention for every chunk of a step: the queries at positions [pos, pos + count) of
   // each chunk's sequence over that sequence's cached keys (each query sees positions <= its
   // own, within the sliding window if any). q and out ([tokens, q_dim]) hold the chunks' rows

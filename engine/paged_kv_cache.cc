@@ -153,6 +153,21 @@ void PagedKvCache::Store(int32_t layer, int32_t seq, int32_t pos, int32_t count,
   }
 }
 
+void PagedKvCache::StoreChunks(int32_t layer, const std::vector<SeqChunk>& chunks,
+                               int64_t kv_dim, const float* k, const float* v) {
+  std::vector<int64_t> row(chunks.size());
+  for (size_t c = 1; c < chunks.size(); ++c) row[c] = row[c - 1] + chunks[c - 1].count;
+  ThreadPool& pool = ThreadPool::Default();
+  const auto n = static_cast<int64_t>(chunks.size());
+  pool.ParallelFor(n, std::max<int64_t>(1, n / (2 * pool.size())), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const SeqChunk& c = chunks[static_cast<size_t>(i)];
+      const int64_t at = row[static_cast<size_t>(i)] * kv_dim;
+      Store(layer, c.seq, c.pos, c.count, k + at, v + at);
+    }
+  });
+}
+
 PagedKv PagedKvCache::View(int32_t layer, int32_t seq) const {
   PagedKv kv;
   kv.pool = pool_;

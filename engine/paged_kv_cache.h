@@ -49,6 +49,10 @@ class PagedKvCache final : public KvCache {
   // cache, so a position's K/V bits never depend on how it was batched or chunked.
   void Store(int32_t layer, int32_t seq, int32_t pos, int32_t count, const float* k,
              const float* v) override;
+  // Chunks spread over the thread pool (each writes its own slots; the fp16 / int8 conversion
+  // of 32 decoding sequences' K and V was serial work the other thread waited through).
+  void StoreChunks(int32_t layer, const std::vector<SeqChunk>& chunks, int64_t kv_dim,
+                   const float* k, const float* v) override;
   // Each query's result is computed by one fixed sequence of operations that depends only on
   // its position and the cached K/V (paged_attention_impl.h): batch composition, prefill
   // chunking, the thread split (chunks x KV heads over the pool) and the CPU's ISA cannot
