@@ -57,9 +57,10 @@ QSL_INLINE void ZeroAll(Vec<I> (&acc)[R][V]) {
 }
 
 // tot[r][v] += s * (acc - z * sum[r]) (stored instead when `init`): the W4 segment fold.
-// Within a segment every column has one (scale s, zero z), so sum_k a*(q4 - z)*s = s*(sum_k a*q4 - z*sum_k a) exactly, and the card's
-// expansion (q4 - z)*s never has to be materialized. All int32 arithmetic here wraps mod 2^32;
-// the true result fits int32 (docs/numeric-contract.md, step 3), so the wrapped one equals it.
+// Within a segment every column has one (scale s, zero z), so
+// sum_k a*(q4 - z)*s = s*(sum_k a*q4 - z*sum_k a) exactly, and the card's expansion (q4 - z)*s
+// never has to be materialized. All int32 arithmetic here wraps mod 2^32; the true result fits
+// int32 (docs/numeric-contract.md, step 3), so the wrapped one equals it.
 template <class I, int R, int V>
 QSL_INLINE void FoldW4(Vec<I> (&acc)[R][V], const Weights& w, const uint8_t* tile, int64_t j, int64_t c0,
             const int32_t* sums, int64_t sums_ld, int32_t* tot, bool init) {
