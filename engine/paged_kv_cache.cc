@@ -42,6 +42,13 @@ int64_t ElemBytes(KvDtype d) {
   return 0;
 }
 
+// The row of q / k / v where each chunk of a step starts (the chunks' rows follow each other).
+std::vector<int64_t> FirstRows(const std::vector<SeqChunk>& chunks) {
+  std::vector<int64_t> row(chunks.size());
+  for (size_t c = 1; c < chunks.size(); ++c) row[c] = row[c - 1] + chunks[c - 1].count;
+  return row;
+}
+
 }  // namespace
 
 int64_t PagedKvCache::BlockBytes(const ModelConfig& c, KvDtype dtype, int32_t block_size) {
@@ -155,8 +162,7 @@ void PagedKvCache::Store(int32_t layer, int32_t seq, int32_t pos, int32_t count,
 
 void PagedKvCache::StoreChunks(int32_t layer, const std::vector<SeqChunk>& chunks,
                                int64_t kv_dim, const float* k, const float* v) {
-  std::vector<int64_t> row(chunks.size());
-  for (size_t c = 1; c < chunks.size(); ++c) row[c] = row[c - 1] + chunks[c - 1].count;
+  const std::vector<int64_t> row = FirstRows(chunks);
   ThreadPool& pool = ThreadPool::Default();
   const auto n = static_cast<int64_t>(chunks.size());
   pool.ParallelFor(n, std::max<int64_t>(1, n / (2 * pool.size())), [&](int64_t b, int64_t e) {
@@ -185,8 +191,7 @@ PagedKv PagedKvCache::View(int32_t layer, int32_t seq) const {
 void PagedKvCache::Attend(int32_t layer, const std::vector<SeqChunk>& chunks, const float* q,
                           float* out) {
   const PagedAttentionFn kernel = ActivePagedAttention().fn;
-  std::vector<int64_t> row(chunks.size());
-  for (size_t c = 1; c < chunks.size(); ++c) row[c] = row[c - 1] + chunks[c - 1].count;
+  const std::vector<int64_t> row = FirstRows(chunks);
   // Work items: (chunk, KV heads), each writing its own slice of out. With enough chunks for
   // every thread, an item takes all KV heads of its chunk: each block's K and V planes are then
   // read in one contiguous run (decode reads them from DRAM). Which heads share an item never
