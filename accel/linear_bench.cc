@@ -13,9 +13,12 @@
 // a GEMM named "gemmM/..." (e.g. --m=32 for a step of 32 decoding sequences).
 // --model=FILE.qsl measures instead every linear of one forward step of that packed model, as
 // the engine calls them (Q/K/V and gate/up shared, o and down, then lm_head), on M rows of
-// random activations: "step/mM/..." with the step's ms and GOPS. The weights come from DRAM as in
-// a decode step (a 1.1B model is far larger than the caches). Its runs vary with the machine's
-// other tenants: compare builds with --benchmark_repetitions and interleaved runs.
+// random activations: "step/mM/..." with the step's ms and GOPS, and the GOPS of each kind of
+// call (qkv, o, gate_up, down, lm_head). The weights come from DRAM as in a decode step (a 1.1B
+// model is far larger than the caches). Its runs vary with the machine's other tenants: compare
+// builds with --benchmark_repetitions and interleaved runs.
+// Weights and buffers sit on 2 MiB huge pages, as the engine holds them on the CPU; --mmap maps
+// the model file in place and leaves the buffers on 4 KiB pages (`qsl serve --mmap`).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <sys/mman.h>
 #include <string>
 #include <vector>
 
@@ -49,6 +53,7 @@ struct Options {
   int64_t ws_bytes = int64_t{1} << 30;
   bool scalar = false;
   bool cold_gemm = false;
+  bool mmap = false;
   std::string model;
 };
 
@@ -65,12 +70,18 @@ const kernel::Kernels& KernelsOf(Isa isa) {
   return isa == Isa::kAvx512 ? kernel::kAvx512Kernels : kernel::kAvx2Kernels;
 }
 
-// A 64-byte aligned byte buffer, filled with pseudo-random bytes: that commits its pages before
-// any timing, and unlike a constant fill gives a hypervisor no identical pages to merge (a
-// memset buffer read at half speed on the shared machine until the host had scanned it).
+// A byte buffer filled with pseudo-random bytes: that commits its pages before any timing, and
+// unlike a constant fill gives a hypervisor no identical pages to merge (a memset buffer read at
+// half speed on the shared machine until the host had scanned it). On 2 MiB transparent huge
+// pages, as the engine holds a model's weights (base/mapped_file.h), unless --mmap.
+bool g_small_pages = false;
 struct Buffer {
+  static constexpr size_t kAlign = size_t{2} << 20;
   explicit Buffer(int64_t n)
-      : bytes(n), data(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64)), &std::free) {
+      : bytes(n),
+        data(static_cast<uint8_t*>(std::aligned_alloc(kAlign, (n + kAlign - 1) / kAlign * kAlign)),
+             &std::free) {
+    if (!g_small_pages) ::madvise(data.get(), (n + kAlign - 1) / kAlign * kAlign, MADV_HUGEPAGE);
     uint64_t x = 0x9e3779b97f4a7c15u;
     for (int64_t i = 0; i + 8 <= n; i += 8) {
       x ^= x << 13;
@@ -352,15 +363,25 @@ void RunStep(benchmark::State& state, const StepLinears* step, Isa isa, int thre
   const std::vector<float> a_scale(m, 0.02f);
   std::vector<std::vector<float>> ys(3, std::vector<float>(m * max_n));
   double total_s = 0.0;
+  // Time and MACs per kind of call (Q/K/V, o, gate/up, down: by position in the layer; lm_head).
+  constexpr int kKinds = 5;
+  double kind_s[kKinds] = {}, kind_macs[kKinds] = {};
   for (auto _ : state) {
     const auto t0 = Clock::now();
-    for (const auto& call : step->calls) {
+    auto tc = t0;
+    for (size_t c = 0; c < step->calls.size(); ++c) {
+      const auto& call = step->calls[c];
+      const int kind = c + 1 == step->calls.size() ? kKinds - 1 : static_cast<int>(c % 4);
       float* out[3] = {ys[0].data(), ys[1].data(), ys[2].data()};
       if (call.size() == 1) {
         LinearInt8(call[0], a.data(), a_scale.data(), m, out[0], call[0].layout.n);
       } else {
         LinearInt8Shared(call, a.data(), a_scale.data(), m, absl::MakeSpan(out, call.size()));
       }
+      const auto tn = Clock::now();
+      kind_s[kind] += Seconds(tn - tc);
+      for (const LinearWeightsView& v : call) kind_macs[kind] += double(m) * v.layout.n * v.layout.k;
+      tc = tn;
     }
     benchmark::ClobberMemory();
     const double s = Seconds(Clock::now() - t0);
@@ -369,6 +390,10 @@ void RunStep(benchmark::State& state, const StepLinears* step, Isa isa, int thre
   }
   const double macs = static_cast<double>(state.iterations()) * m * step->macs_per_row;
   state.counters["GOPS"] = 2.0 * macs / total_s / 1e9;
+  const char* names[kKinds] = {"qkv", "o", "gate_up", "down", "lm_head"};
+  for (int k = 0; k < kKinds; ++k) {
+    state.counters[absl::StrCat(names[k], "_GOPS")] = 2.0 * kind_macs[k] / kind_s[k] / 1e9;
+  }
 }
 
 bool ParseFlags(int argc, char** argv, Options* o) {
@@ -418,13 +443,15 @@ bool ParseFlags(int argc, char** argv, Options* o) {
       o->ws_bytes = mb << 20;
     } else if (const char* v = value("--model")) {
       o->model = v;
+    } else if (arg == "--mmap") {
+      o->mmap = true;
     } else if (arg == "--cold_gemm") {
       o->cold_gemm = true;
     } else if (arg == "--scalar") {
       o->scalar = true;
     } else {
       std::fprintf(stderr, "unknown flag '%s' (--threads, --isa, --m, --ws_mb, --cold_gemm, --scalar, "
-                   "--model, --benchmark_*)\n", argv[i]);
+                   "--model, --mmap, --benchmark_*)\n", argv[i]);
       return false;
     }
   }
@@ -440,6 +467,7 @@ int Main(int argc, char** argv) {
     if (isa != Isa::kScalar) o.isas.push_back(isa);
   }
   if (!ParseFlags(argc, argv, &o)) return 2;
+  g_small_pages = o.mmap;
   if (o.isas.empty()) {
     std::fprintf(stderr, "this CPU has no SIMD path to measure\n");
     return 2;
@@ -450,6 +478,7 @@ int Main(int argc, char** argv) {
   if (!o.model.empty()) {
     PackedOpenOptions open;
     open.verify_checksums = false;  // a benchmark: the structure checks still run
+    open.backing = o.mmap ? MappedFile::Backing::kMapped : MappedFile::Backing::kInMemory;
     absl::StatusOr<std::unique_ptr<PackedModel>> m = PackedModel::Open(o.model, open);
     absl::StatusOr<StepLinears> s =
         m.ok() ? LoadStep(**m) : absl::StatusOr<StepLinears>(m.status());

@@ -91,6 +91,11 @@ struct EngineOptions {
   bool prefix_caching = true;    // reuse cached full blocks of a matching prompt prefix
   int32_t max_model_len = 0;     // prompt + max_tokens limit; 0 = the model's context
   std::vector<int32_t> layer_split;  // transformer layers per card (pipeline); empty = even
+  // A packed file's weights, when the CPU computes from them, are read into huge-page memory
+  // (8-15 % faster linears, the file's size in resident memory); true maps the file in place
+  // instead (page cache, shared between processes). Cards get their own copy either way, so
+  // for sim/xrt devices the file is always mapped.
+  bool mmap_weights = false;
 };
 
 // What the linear layers run on, for `qsl devices`, logs and the per-card metrics.

@@ -241,6 +241,8 @@ int Main(int argc, char** argv) {
   app.add_option("--max-batched-tokens", o.engine.max_num_batched_tokens, "Tokens per step")
       ->capture_default_str();
   app.add_flag("!--no-chunked-prefill", o.engine.chunked_prefill, "Whole prompts per step");
+  app.add_flag("--mmap", o.engine.mmap_weights,
+               "Map the packed file in place instead of reading it into huge-page memory");
   app.add_option("--rounds", o.rounds, "Times to run the concurrency list, in turn")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();

@@ -477,7 +477,11 @@ void EngineCore::PublishStatsLocked() {
 }
 
 absl::StatusOr<std::unique_ptr<EngineCore>> CreateEngineCore(const EngineOptions& options) {
-  QSL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Model::Load(options.model));
+  const bool in_memory = options.devices == "cpu" && !options.mmap_weights;
+  QSL_ASSIGN_OR_RETURN(
+      std::unique_ptr<Model> model,
+      Model::Load(options.model, in_memory ? MappedFile::Backing::kInMemory
+                                           : MappedFile::Backing::kMapped));
   QSL_ASSIGN_OR_RETURN(std::unique_ptr<LinearBackend> backend,
                        CreateLinearBackend(*model, options));
   return EngineCore::Create(std::move(model), std::move(backend), options);

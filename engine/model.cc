@@ -149,7 +149,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::FromPacked(
   return model;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
+                                                  MappedFile::Backing backing) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     return absl::NotFoundError(absl::StrCat(
@@ -160,7 +161,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path) {
     QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(path));
     return FromCheckpoint(*ck);
   }
-  QSL_ASSIGN_OR_RETURN(std::shared_ptr<const PackedModel> file, PackedModel::Open(path));
+  QSL_ASSIGN_OR_RETURN(std::shared_ptr<const PackedModel> file, PackedModel::Open(path, {.backing = backing}));
   return FromPacked(std::move(file));
 }
 

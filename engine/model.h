@@ -44,8 +44,10 @@ class Model {
   // The integer-path model of a packed file (format/packed_file.h): linear weights are views
   // into its mapping, norms and embeddings fp32 copies.
   static absl::StatusOr<std::unique_ptr<Model>> FromPacked(std::shared_ptr<const PackedModel> file);
-  // A Hugging Face checkpoint directory, or a packed model file.
-  static absl::StatusOr<std::unique_ptr<Model>> Load(const std::string& path);
+  // A Hugging Face checkpoint directory, or a packed model file, mapped in place or read into
+  // huge-page memory (`backing`; ignored for a checkpoint, whose weights are fp32 copies).
+  static absl::StatusOr<std::unique_ptr<Model>> Load(
+      const std::string& path, MappedFile::Backing backing = MappedFile::Backing::kMapped);
 
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }

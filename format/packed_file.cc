@@ -292,7 +292,7 @@ absl::Status PackedModel::Error(absl::string_view what) const {
 absl::StatusOr<std::unique_ptr<PackedModel>> PackedModel::Open(const std::string& path,
                                                                PackedOpenOptions options) {
   auto m = std::unique_ptr<PackedModel>(new PackedModel());
-  QSL_ASSIGN_OR_RETURN(m->file_, MappedFile::Open(path));
+  QSL_ASSIGN_OR_RETURN(m->file_, MappedFile::Open(path, options.backing));
   QSL_RETURN_IF_ERROR(m->Parse(options));
   return m;
 }

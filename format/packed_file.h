@@ -104,6 +104,9 @@ struct PackedOpenOptions {
   // Check every tensor's XXH3 checksum (reads the whole file once). Metadata sections, bounds,
   // table consistency and W4 group ranges are checked always.
   bool verify_checksums = true;
+  // Mapped in place (the default) or read into huge-page memory (base/mapped_file.h says when
+  // that pays: the CPU computing from the weights on every step).
+  MappedFile::Backing backing = MappedFile::Backing::kMapped;
 };
 
 class PackedModel {

@@ -21,6 +21,7 @@ struct EvalOptions {
   int32_t window = 512;
   int64_t max_windows = 0;
   std::string kv_dtype;  // empty: ContiguousKvCache (fp32 rows)
+  bool mmap = false;     // map the packed file in place instead of reading it into memory
 };
 
 // One sequence of `len` positions in the engine's paged cache; the table outlives the cache's use.
@@ -41,7 +42,8 @@ absl::Status Run(const EvalOptions& o) {
   if (!in) return absl::NotFoundError(absl::StrCat(o.text, ": cannot open"));
   std::stringstream ss;
   ss << in.rdbuf();
-  QSL_ASSIGN_OR_RETURN(auto model, Model::Load(o.model));
+  QSL_ASSIGN_OR_RETURN(auto model, Model::Load(o.model, o.mmap ? MappedFile::Backing::kMapped
+                                                              : MappedFile::Backing::kInMemory));
   const std::vector<int32_t> ids = model->tokenizer().Encode(ss.str(), false);
   if (ids.empty()) return absl::InvalidArgumentError(absl::StrCat(o.text, ": no tokens to score"));
   CpuLinearBackend backend;
@@ -84,6 +86,8 @@ void AddEvalCommand(CLI::App& app) {
                   "Score through the engine's paged KV cache in this dtype: fp16, int8 or fp32 "
                   "(default: the reference path's fp32 rows)")
       ->check(CLI::IsMember({"fp16", "int8", "fp32"}));
+  cmd->add_flag("--mmap", o->mmap,
+                "Map the packed file in place instead of reading it into huge-page memory");
   cmd->callback([o] { ExitOnError("eval", Run(*o)); });
 }
 

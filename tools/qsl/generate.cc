@@ -124,6 +124,8 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--kv-cache-mb", e.kv_cache_mb, "KV cache budget in MiB")->capture_default_str();
   cmd->add_option("--kv-dtype", e.kv_dtype,
                   "KV cache dtype: fp16, int8 or fp32 (default: the packed file's, else fp16)");
+  cmd->add_flag("--mmap", e.mmap_weights,
+                "Map the packed file in place instead of reading it into huge-page memory");
   cmd->callback([o, cmd] {
     if (cmd->count("--prompt") + cmd->count("--prompt-file") == 0) {
       ExitOnError("generate", absl::InvalidArgumentError("--prompt or --prompt-file is required"));

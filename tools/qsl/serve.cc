@@ -139,6 +139,10 @@ void AddServeCommand(CLI::App& app) {
       ->envname("QSL_NO_CHUNKED_PREFILL");
   cmd->add_flag("--no-prefix-caching", o->no_prefix_caching, "do not reuse cached prompt blocks")
       ->envname("QSL_NO_PREFIX_CACHING");
+  cmd->add_flag("--mmap", o->engine.mmap_weights,
+                "map the packed file in place instead of reading it into huge-page memory (less "
+                "memory, shared page cache; slower CPU linears)")
+      ->envname("QSL_MMAP");
   opt("--served-model-name", o->served_model_name, "model name clients use (default: file name)");
   opt("--host", o->server.http.host, "address to listen on")->capture_default_str();
   opt("--port", o->server.http.port, "HTTP port (0 = any free port)")->capture_default_str();
