@@ -14,6 +14,11 @@ using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
+// Scratch buffers only grow: every step writes the part it uses, and resizing down then up (a
+// prompt chunk, then decodes, then the next chunk) would zero the regrown tail each time.
+void Grow(std::vector<float>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+}
 }  // namespace
 
 int64_t ForwardBatch::logit_rows() const {
@@ -51,8 +56,8 @@ absl::Status Transformer::RunLinears(int32_t layer, std::initializer_list<Linear
 
 void Transformer::PrepareRope(const ForwardBatch& batch) {
   const size_t half = inv_freq_.size();
-  rope_cos_.resize(batch.tokens.size() * half);
-  rope_sin_.resize(batch.tokens.size() * half);
+  Grow(rope_cos_, batch.tokens.size() * half);
+  Grow(rope_sin_, batch.tokens.size() * half);
   size_t t = 0;
   for (const SeqChunk& c : batch.chunks) {
     for (int32_t i = 0; i < c.count; ++i, ++t) {
@@ -91,14 +96,14 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
   const ModelConfig& c = model_.config();
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   const int64_t H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
-  normed_.resize(T * H);
-  q_.resize(T * Q);
-  k_.resize(T * KV);
-  v_.resize(T * KV);
-  attn_.resize(T * Q);
-  proj_.resize(T * H);
-  gate_.resize(T * I);
-  up_.resize(T * I);
+  Grow(normed_, T * H);
+  Grow(q_, T * Q);
+  Grow(k_, T * KV);
+  Grow(v_, T * KV);
+  Grow(attn_, T * Q);
+  Grow(proj_, T * H);
+  Grow(gate_, T * I);
+  Grow(up_, T * I);
 
   // Attention.
   RmsNorm(hidden, w.attn_norm.data(), T, H, c.rms_norm_eps, normed_.data());
@@ -129,7 +134,7 @@ absl::Status Transformer::Head(const ForwardBatch& batch, const float* hidden,
   const ModelConfig& c = model_.config();
   const int64_t H = c.hidden_size;
   const int64_t rows = batch.logit_rows();
-  rows_.resize(rows * H);
+  Grow(rows_, rows * H);
   // Gather the rows that need logits, then normalize only those.
   int64_t t0 = 0, r = 0;
   for (const SeqChunk& ch : batch.chunks) {
@@ -139,7 +144,7 @@ absl::Status Transformer::Head(const ForwardBatch& batch, const float* hidden,
     }
     t0 += ch.count;
   }
-  normed_.resize(rows * H);
+  Grow(normed_, rows * H);
   RmsNorm(rows_.data(), model_.final_norm().data(), rows, H, c.rms_norm_eps, normed_.data());
   logits.resize(static_cast<size_t>(rows * c.vocab_size));
   return RunLinear(static_cast<int32_t>(c.num_layers), LinearSlot::kLmHead, model_.lm_head(),
@@ -149,7 +154,7 @@ absl::Status Transformer::Head(const ForwardBatch& batch, const float* hidden,
 absl::Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache,
                                   std::vector<float>& logits) {
   const int64_t H = model_.config().hidden_size;
-  hidden_.resize(batch.tokens.size() * static_cast<size_t>(H));
+  Grow(hidden_, batch.tokens.size() * static_cast<size_t>(H));
   Embed(batch.tokens, hidden_.data());
   PrepareRope(batch);
   for (size_t l = 0; l < model_.layers().size(); ++l) {

@@ -216,14 +216,35 @@ void Scores(const float* const* q, const float* kt, int32_t hd, int32_t lanes, i
   }
 }
 
-// acc[h][d] += p[h][j] * v[j][d] for j in [klo, khi) in order, 16 outputs per register.
-// v is fp32, fp16 or int8 [slot][hd]; int8 row j is scaled by vs[j * vs_stride] on load, the
-// product LoadV makes for a converted copy.
+// One block's share of the weighted V sum: its V rows [klo, khi) (fp32, fp16 or int8
+// [slot][hd]), whose probabilities are p[h][p_off + j]; int8 row j is scaled by
+// vs[j * vs_stride] on load, the product LoadV makes for a converted copy. pf (or nullptr): a
+// later block's V slice of the same layout, asked for (into L2) a row at a time.
+template <typename T>
+struct VRun {
+  const T* v;
+  const T* pf;
+  const float* vs;
+  int64_t p_off;
+  int32_t klo, khi;
+};
+
+// acc[h][d] += p[h][p_off + j] * v[j][d] over the runs in order, j in [klo, khi) in order
+// within each: every output is one sequential sum over the keys in position order. 16 outputs
+// per register, kept in registers across all the runs (a decode's blocks), so each output
+// register is loaded and stored once per call instead of once per block.
 template <int NH, typename T>
-void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd, int32_t klo,
-                int32_t khi, const T* pf, const float* vs, int32_t vs_stride) {
+void Accumulate(const float* const* p, float* const* acc, const VRun<T>* runs, int32_t nruns,
+                int32_t hd, int32_t vs_stride) {
   constexpr bool kScaled = std::is_same_v<T, int8_t>;
-  const auto row_scale = [&](int32_t j) { return kScaled ? vs[j * vs_stride] : 1.0f; };
+  constexpr int32_t kLine = 64;
+  const int32_t row_bytes = hd * static_cast<int32_t>(sizeof(T));
+  // The first pass over the runs asks for the whole of each later row (the later passes read
+  // what it brought in).
+  const auto prefetch_row = [&](const VRun<T>& r, int32_t j) {
+    const char* at = reinterpret_cast<const char*>(r.pf + static_cast<int64_t>(j) * hd);
+    for (int32_t o = 0; o < row_bytes; o += kLine) __builtin_prefetch(at + o, 0, 2);
+  };
   int32_t d0 = 0;
   // Two lane groups of outputs per pass where registers allow: each p[h][j] is broadcast once
   // for 32 outputs instead of 16 (the loop is bound by loads, not arithmetic). Every output is
@@ -235,18 +256,23 @@ void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd
         a[h] = LoadU(acc[h] + d0);
         b[h] = LoadU(acc[h] + d0 + kLanes);
       }
-      for (int32_t j = klo; j < khi; ++j) {
-        const T* row = v + static_cast<int64_t>(j) * hd + d0;
-        if (pf != nullptr) __builtin_prefetch(pf + static_cast<int64_t>(j) * hd + d0, 0, 2);
-        F32x16 v0 = LoadLanes(row), v1 = LoadLanes(row + kLanes);
-        if constexpr (kScaled) {
-          v0 = v0 * row_scale(j);
-          v1 = v1 * row_scale(j);
-        }
-        for (int h = 0; h < NH; ++h) {
-          const float w = p[h][j];
-          a[h] += w * v0;
-          b[h] += w * v1;
+      for (int32_t r = 0; r < nruns; ++r) {
+        const VRun<T>& run = runs[r];
+        const bool pf = d0 == 0 && run.pf != nullptr;
+        for (int32_t j = run.klo; j < run.khi; ++j) {
+          const T* row = run.v + static_cast<int64_t>(j) * hd + d0;
+          if (pf) prefetch_row(run, j);
+          F32x16 v0 = LoadLanes(row), v1 = LoadLanes(row + kLanes);
+          if constexpr (kScaled) {
+            const float sc = run.vs[j * vs_stride];
+            v0 = v0 * sc;
+            v1 = v1 * sc;
+          }
+          for (int h = 0; h < NH; ++h) {
+            const float w = p[h][run.p_off + j];
+            a[h] += w * v0;
+            b[h] += w * v1;
+          }
         }
       }
       for (int h = 0; h < NH; ++h) {
@@ -258,20 +284,27 @@ void Accumulate(const float* const* p, float* const* acc, const T* v, int32_t hd
   for (; d0 + kLanes <= hd; d0 += kLanes) {
     F32x16 a[NH];
     for (int h = 0; h < NH; ++h) a[h] = LoadU(acc[h] + d0);
-    for (int32_t j = klo; j < khi; ++j) {
-      if (pf != nullptr) __builtin_prefetch(pf + static_cast<int64_t>(j) * hd + d0, 0, 2);
-      F32x16 vv = LoadLanes(v + static_cast<int64_t>(j) * hd + d0);
-      if constexpr (kScaled) vv = vv * row_scale(j);
-      for (int h = 0; h < NH; ++h) a[h] += p[h][j] * vv;
+    for (int32_t r = 0; r < nruns; ++r) {
+      const VRun<T>& run = runs[r];
+      const bool pf = d0 == 0 && run.pf != nullptr;
+      for (int32_t j = run.klo; j < run.khi; ++j) {
+        if (pf) prefetch_row(run, j);
+        F32x16 vv = LoadLanes(run.v + static_cast<int64_t>(j) * hd + d0);
+        if constexpr (kScaled) vv = vv * run.vs[j * vs_stride];
+        for (int h = 0; h < NH; ++h) a[h] += p[h][run.p_off + j] * vv;
+      }
     }
     for (int h = 0; h < NH; ++h) StoreU(acc[h] + d0, a[h]);
   }
   for (; d0 < hd; ++d0) {
     for (int h = 0; h < NH; ++h) {
-      for (int32_t j = klo; j < khi; ++j) {
-        float x = LoadOne(v + static_cast<int64_t>(j) * hd + d0);
-        if constexpr (kScaled) x *= row_scale(j);
-        acc[h][d0] += p[h][j] * x;
+      for (int32_t r = 0; r < nruns; ++r) {
+        const VRun<T>& run = runs[r];
+        for (int32_t j = run.klo; j < run.khi; ++j) {
+          float x = LoadOne(run.v + static_cast<int64_t>(j) * hd + d0);
+          if constexpr (kScaled) x *= run.vs[j * vs_stride];
+          acc[h][d0] += p[h][run.p_off + j] * x;
+        }
       }
     }
   }
@@ -325,8 +358,8 @@ constexpr ScoreGroupsFn<T> kScoreGroups[kMaxHeads + 1] = {
 using ScoresFn = void (*)(const float* const*, const float*, int32_t, int32_t, int32_t, int32_t,
                           float, float*);
 template <typename T>
-using AccumulateFn = void (*)(const float* const*, float* const*, const T*, int32_t, int32_t,
-                              int32_t, const T*, const float*, int32_t);
+using AccumulateFn = void (*)(const float* const*, float* const*, const VRun<T>*, int32_t, int32_t,
+                              int32_t);
 constexpr ScoresFn kScores[kMaxHeads + 1] = {nullptr,    &Scores<1>, &Scores<2>,
                                              &Scores<3>, &Scores<4>, &Scores<5>,
                                              &Scores<6>, &Scores<7>, &Scores<8>};
@@ -558,27 +591,59 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
       std::fill(out + static_cast<int64_t>(i) * qd + kv_head_begin * group * hd,
                 out + static_cast<int64_t>(i) * qd + kv_head_end * group * hd, 0.0f);
     }
-    // 3. Weighted sum of V, block by block, in key order.
-    for (int32_t b = b_first; b <= b_last; ++b) {
-      const int32_t ahead = b + kPrefetchBlocks;
-      if constexpr (!kDirect) {
-        if (ahead <= b_last) prefetch(ahead, kv.v_offset);
-      }
+    // 3. Weighted sum of V in key order. In place: per query and head group, a run of up to
+    // kMaxRuns blocks per call, the outputs kept in registers across them; V kPrefetchBlocks
+    // blocks ahead is requested on the first query's first pass. Converted copies: block by
+    // block, each KV head's V converted once for all the queries.
+    if constexpr (kDirect) {
+      constexpr int32_t kMaxRuns = 64;
+      VRun<T> runs[kMaxRuns];
       for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
-        const T* v = values(b, g, used(b));
-        const T* pf = ahead <= b_last ? slice(ahead, g, kv.v_offset) : nullptr;
-        const float* vs = kScaled ? scales(b, kv.v_scale_offset) + g : nullptr;
         for (int32_t i = i0; i < i1; ++i) {
-          const auto [klo, khi] = visible(b, i);
-          if (klo >= khi) continue;
           for (int32_t h0 = 0; h0 < group; h0 += kMaxHeads) {
             const int32_t nh = std::min(kMaxHeads, group - h0);
             for (int32_t k = 0; k < nh; ++k) {
-              ps[k] = row(i - i0, (g - kv_head_begin) * group + h0 + k) + b * bs - base;
+              ps[k] = row(i - i0, (g - kv_head_begin) * group + h0 + k);
               accs[k] = out + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
             }
-            kAccumulate<T>[nh](ps, accs, v, hd, klo, khi, i == i0 && h0 == 0 ? pf : nullptr, vs,
-                               s.num_kv_heads);
+            int32_t n = 0;
+            for (int32_t b = b_first; b <= b_last; ++b) {
+              const auto [klo, khi] = visible(b, i);
+              if (klo < khi) {
+                const int32_t ahead = b + kPrefetchBlocks;
+                runs[n++] = {slice(b, g, kv.v_offset),
+                             i == i0 && h0 == 0 && ahead <= b_last ? slice(ahead, g, kv.v_offset)
+                                                                   : nullptr,
+                             kScaled ? scales(b, kv.v_scale_offset) + g : nullptr,
+                             static_cast<int64_t>(b) * bs - base, klo, khi};
+              }
+              if (n == kMaxRuns || (b == b_last && n > 0)) {
+                kAccumulate<T>[nh](ps, accs, runs, n, hd, s.num_kv_heads);
+                n = 0;
+              }
+            }
+          }
+        }
+      }
+    } else {
+      for (int32_t b = b_first; b <= b_last; ++b) {
+        const int32_t ahead = b + kPrefetchBlocks;
+        if (ahead <= b_last) prefetch(ahead, kv.v_offset);
+        for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
+          const T* v = values(b, g, used(b));
+          for (int32_t i = i0; i < i1; ++i) {
+            const auto [klo, khi] = visible(b, i);
+            if (klo >= khi) continue;
+            for (int32_t h0 = 0; h0 < group; h0 += kMaxHeads) {
+              const int32_t nh = std::min(kMaxHeads, group - h0);
+              for (int32_t k = 0; k < nh; ++k) {
+                ps[k] = row(i - i0, (g - kv_head_begin) * group + h0 + k);
+                accs[k] = out + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
+              }
+              const VRun<T> run = {v, nullptr, nullptr, static_cast<int64_t>(b) * bs - base,
+                                   klo, khi};
+              kAccumulate<T>[nh](ps, accs, &run, 1, hd, s.num_kv_heads);
+            }
           }
         }
       }
