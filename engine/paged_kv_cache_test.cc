@@ -251,6 +251,15 @@ TEST(PagedKvCache, CopiedBlockAttendsLikeTheOriginal) {
   EXPECT_EQ(a, b);
 }
 
+// The pool is committed when created: one larger than the machine is an error, not an OOM kill.
+TEST(PagedKvCache, PoolBeyondTheMachinesMemoryIsRefused) {
+  const ModelConfig c = Config();
+  auto cache = PagedKvCache::Create(c, KvDtype::kF16, 16, int32_t{1} << 30);  // 2 TiB
+  ASSERT_FALSE(cache.ok());
+  EXPECT_EQ(cache.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(cache.status().message().find("KV cache"), std::string::npos) << cache.status();
+}
+
 TEST(PagedKvCache, BlockBytesAndDtypeNames) {
   const ModelConfig c = Config();
   // 2 layers x K,V x 16 tokens x 32 values.
