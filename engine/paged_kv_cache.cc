@@ -63,7 +63,8 @@ int64_t PagedKvCache::BlockBytes(const ModelConfig& c, KvDtype dtype, int32_t bl
 namespace {
 
 // Bytes this process may still commit: /proc/meminfo's MemAvailable, capped by a cgroup v2
-// memory limit (a Kubernetes pod's) minus what the cgroup already uses. -1 when unknown.
+// memory limit (a Kubernetes pod's) minus what the cgroup already uses, less its page cache
+// (reclaimable: the model file just read is charged there). -1 when unknown.
 int64_t AvailableMemoryBytes() {
   int64_t avail = -1;
   if (std::ifstream meminfo("/proc/meminfo"); meminfo) {
@@ -83,7 +84,16 @@ int64_t AvailableMemoryBytes() {
   if (max_file >> max_text && max_text != "max" && cur_file >> current) {
     int64_t limit = 0;
     if (absl::SimpleAtoi(max_text, &limit)) {
-      const int64_t left = std::max<int64_t>(0, limit - current);
+      std::ifstream stat("/sys/fs/cgroup/memory.stat");
+      std::string key;
+      int64_t value = 0, file = 0;
+      while (stat >> key >> value) {
+        if (key == "file") {
+          file = value;
+          break;
+        }
+      }
+      const int64_t left = std::max<int64_t>(0, limit - (current - file));
       avail = avail < 0 ? left : std::min(avail, left);
     }
   }
