@@ -161,7 +161,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
     QSL_ASSIGN_OR_RETURN(auto ck, HfCheckpoint::Open(path));
     return FromCheckpoint(*ck);
   }
-  QSL_ASSIGN_OR_RETURN(std::shared_ptr<const PackedModel> file, PackedModel::Open(path, {.backing = backing}));
+  QSL_ASSIGN_OR_RETURN(std::shared_ptr<const PackedModel> file,
+                       PackedModel::Open(path, {.backing = backing}));
   return FromPacked(std::move(file));
 }
 

@@ -458,16 +458,6 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
   const auto scales = [&](int32_t b, int64_t scale_offset) {
     return reinterpret_cast<const float*>(block_at(b) + scale_offset);
   };
-  // KV head g's V [slot][hd] of block b, n slots in use (in place or a converted copy).
-  const auto values = [&](int32_t b, int32_t g, int32_t n) -> const T* {
-    if constexpr (kDirect) {
-      return reinterpret_cast<const T*>(block_at(b) + kv.v_offset) +
-             static_cast<int64_t>(g) * hd * bs;
-    } else {
-      LoadV(kv, block_at(b), g, hd, s.num_kv_heads, n, w.v.data());
-      return w.v.data();
-    }
-  };
 
   const float* qs[kMaxHeads];
   float* accs[kMaxHeads];
@@ -630,7 +620,8 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
         const int32_t ahead = b + kPrefetchBlocks;
         if (ahead <= b_last) prefetch(ahead, kv.v_offset);
         for (int32_t g = kv_head_begin; g < kv_head_end; ++g) {
-          const T* v = values(b, g, used(b));
+          LoadV(kv, block_at(b), g, hd, s.num_kv_heads, used(b), w.v.data());
+          const float* v = w.v.data();
           for (int32_t i = i0; i < i1; ++i) {
             const auto [klo, khi] = visible(b, i);
             if (klo >= khi) continue;
@@ -640,9 +631,9 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
                 ps[k] = row(i - i0, (g - kv_head_begin) * group + h0 + k);
                 accs[k] = out + static_cast<int64_t>(i) * qd + (g * group + h0 + k) * hd;
               }
-              const VRun<T> run = {v, nullptr, nullptr, static_cast<int64_t>(b) * bs - base,
-                                   klo, khi};
-              kAccumulate<T>[nh](ps, accs, &run, 1, hd, s.num_kv_heads);
+              const VRun<float> run = {v, nullptr, nullptr, static_cast<int64_t>(b) * bs - base,
+                                       klo, khi};
+              kAccumulate<float>[nh](ps, accs, &run, 1, hd, s.num_kv_heads);
             }
           }
         }
