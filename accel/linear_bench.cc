@@ -77,11 +77,10 @@ const kernel::Kernels& KernelsOf(Isa isa) {
 bool g_small_pages = false;
 struct Buffer {
   static constexpr size_t kAlign = size_t{2} << 20;
+  static size_t Rounded(int64_t n) { return (static_cast<size_t>(n) + kAlign - 1) / kAlign * kAlign; }
   explicit Buffer(int64_t n)
-      : bytes(n),
-        data(static_cast<uint8_t*>(std::aligned_alloc(kAlign, (n + kAlign - 1) / kAlign * kAlign)),
-             &std::free) {
-    if (!g_small_pages) ::madvise(data.get(), (n + kAlign - 1) / kAlign * kAlign, MADV_HUGEPAGE);
+      : bytes(n), data(static_cast<uint8_t*>(std::aligned_alloc(kAlign, Rounded(n))), &std::free) {
+    if (!g_small_pages) ::madvise(data.get(), Rounded(n), MADV_HUGEPAGE);
     uint64_t x = 0x9e3779b97f4a7c15u;
     for (int64_t i = 0; i + 8 <= n; i += 8) {
       x ^= x << 13;
