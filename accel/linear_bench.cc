@@ -360,7 +360,8 @@ void RunStep(benchmark::State& state, const StepLinears* step, Isa isa, int thre
   std::vector<int8_t> a(m * max_k);
   for (auto& v : a) v = static_cast<int8_t>(q(rng));
   const std::vector<float> a_scale(m, 0.02f);
-  std::vector<std::vector<float>> ys(3, std::vector<float>(m * max_n));
+  // Outputs as the forward pass has them: q/k/v; o and down into one buffer; gate/up; logits.
+  std::vector<std::vector<float>> ys(7, std::vector<float>(m * max_n));
   double total_s = 0.0;
   // Time and MACs per kind of call (Q/K/V, o, gate/up, down: by position in the layer; lm_head).
   constexpr int kKinds = 5;
@@ -372,6 +373,9 @@ void RunStep(benchmark::State& state, const StepLinears* step, Isa isa, int thre
       const auto& call = step->calls[c];
       const int kind = c + 1 == step->calls.size() ? kKinds - 1 : static_cast<int>(c % 4);
       float* out[3] = {ys[0].data(), ys[1].data(), ys[2].data()};
+      if (kind == 1 || kind == 3) out[0] = ys[3].data();
+      if (kind == 2) out[0] = ys[4].data(), out[1] = ys[5].data();
+      if (kind == kKinds - 1) out[0] = ys[6].data();
       if (call.size() == 1) {
         LinearInt8(call[0], a.data(), a_scale.data(), m, out[0], call[0].layout.n);
       } else {

@@ -87,11 +87,18 @@ void ThreadPool::WorkerLoop() {
 }
 
 void ThreadPool::RunRanges() {
-  const int64_t n = job_n_, grain = job_grain_;
-  while (true) {
-    const int64_t begin = next_.fetch_add(grain, std::memory_order_relaxed);
-    if (begin >= n) return;
-    (*job_fn_)(begin, std::min(begin + grain, n));
+  const int64_t n = job_n_, grain = job_grain_, share = 2 * static_cast<int64_t>(size());
+  int64_t begin = next_.load(std::memory_order_relaxed);
+  while (begin < n) {
+    // Ranges shrink toward the end (each claim takes at most a 1/(2 * threads) share of what is
+    // left), so the threads finish nearly together: with whole `grain` ranges to the end, one
+    // thread often sat out most of the last range, and a step has ~360 such calls (a third of
+    // the idle time of a 32-sequence decode step, docs/performance.md, session 9).
+    const int64_t len = std::clamp((n - begin) / share, int64_t{1}, grain);
+    if (next_.compare_exchange_weak(begin, begin + len, std::memory_order_relaxed)) {
+      (*job_fn_)(begin, begin + len);
+      begin = next_.load(std::memory_order_relaxed);
+    }
   }
 }
 

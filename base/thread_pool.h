@@ -26,7 +26,8 @@ class ThreadPool {
 
   // Calls fn(begin, end) on disjoint ranges of at most `grain` items covering [0, n), spread over
   // the workers and the caller, and returns when all are done. Ranges are claimed in increasing
-  // order, so a thread that claims several usually gets neighbours. A call made while the pool is
+  // order, so a thread that claims several usually gets neighbours; near the end they shrink
+  // (down to one item) so that the threads finish together. A call made while the pool is
   // busy (from another thread, or from inside fn) runs inline on its caller: never a deadlock.
   void ParallelFor(int64_t n, int64_t grain, absl::FunctionRef<void(int64_t, int64_t)> fn);
 

@@ -1,5 +1,6 @@
 #include "base/thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -27,6 +28,30 @@ TEST(ThreadPoolTest, CoversEveryIndexOnce) {
       }
     }
   }
+}
+
+// Ranges are `grain` long until the end nears, then shrink to a 1/(2 * threads) share of what is
+// left, down to single items (so that the threads finish together); which thread claims a range
+// never changes where the ranges fall.
+TEST(ThreadPoolTest, RangesShrinkTowardTheEnd) {
+  ThreadPool pool(2);
+  constexpr int64_t kN = 1000, kGrain = 100;
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> got;
+  pool.ParallelFor(kN, kGrain, [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.emplace_back(b, e);
+  });
+  std::sort(got.begin(), got.end());
+  std::vector<std::pair<int64_t, int64_t>> want;
+  for (int64_t b = 0; b < kN;) {
+    const int64_t len = std::clamp<int64_t>((kN - b) / 4, 1, kGrain);
+    want.emplace_back(b, b + len);
+    b += len;
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(got.front().second - got.front().first, kGrain);
+  EXPECT_EQ(got.back().second - got.back().first, 1);
 }
 
 // Workers really take part: with a job that waits for a second thread, both must show up.

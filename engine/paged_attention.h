@@ -30,6 +30,8 @@ struct AttentionScratch {
   std::vector<float> block;  // a few heads' scores over one block
   std::vector<float> scores; // score rows of a tile of queries, each over its whole context
   std::vector<float> sum;    // softmax sums per (query, head) of the tile
+  std::vector<float> lanes;  // per-lane maxima / sums of one query's rows
+  std::vector<float*> rows;  // one query's score rows
 };
 
 // Causal attention of the queries at positions [pos, pos + count) (q: [count, q_dim]) over

@@ -9,7 +9,7 @@
 // - -ffp-contract=off everywhere and no -mfma: the compiler cannot fuse a*b+c in one build and
 //   not in another. Vectorizing independent lanes never reassociates (no -ffast-math).
 // - the softmax is exact per query (max over all its keys first), and its sum runs over lanes
-//   fixed by the key's position (Softmax below), so a query's result depends on neither how many
+//   fixed by the key's position (SoftmaxRows below), so a query's result depends on neither how many
 //   queries share the call nor how a prompt was chunked.
 #include <algorithm>
 #include <bit>
@@ -368,36 +368,53 @@ constexpr AccumulateFn<T> kAccumulate[kMaxHeads + 1] = {
     nullptr,          &Accumulate<1, T>, &Accumulate<2, T>, &Accumulate<3, T>, &Accumulate<4, T>,
     &Accumulate<5, T>, &Accumulate<6, T>, &Accumulate<7, T>, &Accumulate<8, T>};
 
-// Softmax numerators of one score row over its entries [a, e), in place: exp(s - max) there and
-// 0 elsewhere in the touched lane groups; returns their sum. Entry r is key base + r with base a
-// multiple of 16, so lane r % 16 always holds the same keys (key % 16) whatever the chunk: the
-// lane partial sums run over lane groups in key order, then lanes 0..15 are added in order.
-float Softmax(float* row, int32_t a, int32_t e) {
+// Softmax numerators of n score rows of one query over their entries [a, e), in place: exp(s -
+// max) there and 0 elsewhere in the touched lane groups; sum[r] = their sum. Entry i is key
+// base + i with base a multiple of 16, so lane i % 16 always holds the same keys (key % 16)
+// whatever the chunk: the lane partial sums run over lane groups in key order, then lanes
+// 0..15 are added in order. Each step runs over all the rows before the next (the lane
+// reductions are chains of dependent scalar operations; the rows' chains then overlap), and
+// every row gets exactly the operations it would alone.
+void SoftmaxRows(float* const* rows, int32_t n, int32_t a, int32_t e, float* lanes, float* sum) {
   const int32_t t0 = a / kLanes * kLanes, t1 = (e + kLanes - 1) / kLanes * kLanes;
   const F32x16 neg_inf = F32x16{} - std::numeric_limits<float>::infinity();
   const I32x16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  F32x16 mv = neg_inf;
-  for (int32_t t = t0; t < t1; t += kLanes) {
-    const I32x16 j = iota + t;
-    const F32x16 in = (j >= a && j < e) ? LoadU(row + t) : neg_inf;
-    mv = mv > in ? mv : in;
+  // Per-lane maxima of every row, then each row's maximum (exact in any order).
+  for (int32_t r = 0; r < n; ++r) {
+    F32x16 mv = neg_inf;
+    for (int32_t t = t0; t < t1; t += kLanes) {
+      const I32x16 j = iota + t;
+      const F32x16 in = (j >= a && j < e) ? LoadU(rows[r] + t) : neg_inf;
+      mv = mv > in ? mv : in;
+    }
+    StoreU(lanes + static_cast<int64_t>(r) * kLanes, mv);
   }
-  float lanes[kLanes];
-  std::memcpy(lanes, &mv, sizeof lanes);
-  float m = lanes[0];
-  for (int32_t j = 1; j < kLanes; ++j) m = std::max(m, lanes[j]);  // max is exact in any order
-  F32x16 sum = {};
-  for (int32_t t = t0; t < t1; t += kLanes) {
-    const I32x16 j = iota + t;
-    const F32x16 x = Exp<F32x16, I32x16>(LoadU(row + t) - m);
-    const F32x16 p = (j >= a && j < e) ? x : F32x16{};
-    StoreU(row + t, p);
-    sum += p;
+  for (int32_t r = 0; r < n; ++r) {
+    const float* l = lanes + static_cast<int64_t>(r) * kLanes;
+    float m = l[0];
+    for (int32_t j = 1; j < kLanes; ++j) m = std::max(m, l[j]);
+    sum[r] = m;
   }
-  std::memcpy(lanes, &sum, sizeof lanes);
-  float l = 0.0f;
-  for (int32_t j = 0; j < kLanes; ++j) l += lanes[j];
-  return l;
+  // Numerators and per-lane sums, then each row's sum over lanes 0..15 in order.
+  for (int32_t r = 0; r < n; ++r) {
+    float* row = rows[r];
+    const float m = sum[r];
+    F32x16 acc = {};
+    for (int32_t t = t0; t < t1; t += kLanes) {
+      const I32x16 j = iota + t;
+      const F32x16 x = Exp<F32x16, I32x16>(LoadU(row + t) - m);
+      const F32x16 p = (j >= a && j < e) ? x : F32x16{};
+      StoreU(row + t, p);
+      acc += p;
+    }
+    StoreU(lanes + static_cast<int64_t>(r) * kLanes, acc);
+  }
+  for (int32_t r = 0; r < n; ++r) {
+    const float* l = lanes + static_cast<int64_t>(r) * kLanes;
+    float total = 0.0f;
+    for (int32_t j = 0; j < kLanes; ++j) total += l[j];
+    sum[r] = total;
+  }
 }
 
 // Exact softmax per query, in three passes over its keys: scores, then max / exp / sum over the
@@ -422,7 +439,7 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
   const auto first_key = [&](int32_t p) {
     return s.sliding_window > 0 ? std::max(0, p - s.sliding_window + 1) : 0;
   };
-  // Score rows hold keys [base, last], base a multiple of 16 (Softmax says why), padded to whole
+  // Score rows hold keys [base, last], base a multiple of 16 (SoftmaxRows says why), padded to whole
   // lane groups. Queries go in tiles of as many as fit the score budget.
   const int32_t base = first_key(pos) / kLanes * kLanes;
   const int32_t stride = (last + 1 - base + kLanes - 1) / kLanes * kLanes;
@@ -488,7 +505,7 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
     };
     // In place: blocks in pairs, each query's lane groups of both scored two at a time straight
     // into its rows (lane groups line up with the rows: block size and base are multiples of 16;
-    // keys a query does not see are masked by Softmax and never read by pass 3).
+    // keys a query does not see are masked by SoftmaxRows and never read by pass 3).
     if constexpr (kDirect) {
       for (int32_t b = b_first; b <= b_last; b += 2) {
         const int32_t nb = std::min(2, b_last + 1 - b);
@@ -571,13 +588,14 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
         }
       }
     }
-    // 2. Softmax numerators and sums, one row at a time.
+    // 2. Softmax numerators and sums, a query's heads together.
+    w.lanes.resize(static_cast<size_t>(heads) * kLanes);
+    w.rows.resize(static_cast<size_t>(heads));
     for (int32_t i = i0; i < i1; ++i) {
       const int32_t p = pos + i;
-      for (int32_t h = 0; h < heads; ++h) {
-        w.sum[static_cast<size_t>((i - i0) * heads + h)] =
-            Softmax(row(i - i0, h), first_key(p) - base, p + 1 - base);
-      }
+      for (int32_t h = 0; h < heads; ++h) w.rows[static_cast<size_t>(h)] = row(i - i0, h);
+      SoftmaxRows(w.rows.data(), heads, first_key(p) - base, p + 1 - base, w.lanes.data(),
+                  w.sum.data() + static_cast<int64_t>(i - i0) * heads);
       std::fill(out + static_cast<int64_t>(i) * qd + kv_head_begin * group * hd,
                 out + static_cast<int64_t>(i) * qd + kv_head_end * group * hd, 0.0f);
     }
