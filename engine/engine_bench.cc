@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "engine/engine_core.h"
 
@@ -31,6 +32,7 @@ struct Options {
   int32_t prompt_tokens = 128;
   int32_t output_tokens = 64;
   int32_t rounds = 1;
+  float temperature = 0.0f;  // 0: greedy; otherwise drawn (seeded per request)
 };
 
 struct RunResult {
@@ -52,9 +54,10 @@ StepProfile Minus(const StepProfile& a, const StepProfile& b) {
           a.sample_s - b.sample_s};
 }
 
-// Submits `n` requests of random prompts at once (greedy, fixed lengths) and times them.
+// Submits `n` requests of random prompts at once (fixed lengths; greedy at temperature 0, else
+// drawn with a per-request seed) and times them.
 RunResult RunOnce(EngineCore& engine, int32_t n, int32_t prompt_tokens, int32_t output_tokens,
-                  uint64_t seed) {
+                  float temperature, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int32_t> tok(3, static_cast<int32_t>(engine.config().vocab_size) - 1);
   std::mutex mu;
@@ -69,7 +72,8 @@ RunResult RunOnce(EngineCore& engine, int32_t n, int32_t prompt_tokens, int32_t 
     GenerationRequest r;
     r.prompt.push_back(static_cast<int32_t>(engine.config().bos_token_id));
     while (static_cast<int32_t>(r.prompt.size()) < prompt_tokens) r.prompt.push_back(tok(rng));
-    r.params.temperature = 0.0f;
+    r.params.temperature = temperature;
+    r.params.seed = seed + static_cast<uint64_t>(i);
     r.params.max_tokens = output_tokens;
     r.params.ignore_eos = true;
     RequestCallbacks cb;
@@ -126,12 +130,15 @@ void PrintTable(const Options& o, const EngineCore& engine, const std::vector<Ru
               static_cast<long long>(c.vocab_size),
               engine.model().quantized() ? "integer path" : "fp32 reference path");
   std::printf("devices %s; KV cache %s, %lld bytes/token (%.1f KiB); prompt %d tokens, output %d "
-              "tokens per request, greedy; %d tokens/step, chunked prefill %s; %u hardware threads\n\n",
+              "tokens per request, %s; %d tokens/step, chunked prefill %s; %u hardware threads\n\n",
               o.engine.devices.c_str(),
               o.engine.kv_dtype.empty() ? "as the model file says" : o.engine.kv_dtype.c_str(),
               static_cast<long long>(engine.kv_bytes_per_token()),
               static_cast<double>(engine.kv_bytes_per_token()) / 1024.0, o.prompt_tokens,
-              o.output_tokens, o.engine.max_num_batched_tokens,
+              o.output_tokens,
+              o.temperature > 0 ? absl::StrCat("sampled at temperature ", o.temperature).c_str()
+                                : "greedy",
+              o.engine.max_num_batched_tokens,
               o.engine.chunked_prefill ? "on" : "off", std::thread::hardware_concurrency());
   std::printf("Decode phase = once every request has its first token; its steps are profiled.\n\n");
   const bool rounds = o.rounds > 1;
@@ -243,6 +250,10 @@ int Main(int argc, char** argv) {
   app.add_flag("!--no-chunked-prefill", o.engine.chunked_prefill, "Whole prompts per step");
   app.add_flag("--mmap", o.engine.mmap_weights,
                "Map the packed file in place instead of reading it into huge-page memory");
+  app.add_option("--temperature", o.temperature,
+                 "0: greedy; above 0 every token is drawn (top_p 1, top_k off)")
+      ->check(CLI::Range(0.0, 2.0))
+      ->capture_default_str();
   app.add_option("--rounds", o.rounds, "Times to run the concurrency list, in turn")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -263,7 +274,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   // Warm-up: touches the weights and grows every scratch buffer once.
-  RunOnce(**engine, 2, o.prompt_tokens, 4, 1);
+  RunOnce(**engine, 2, o.prompt_tokens, 4, o.temperature, 1);
   std::vector<RunResult> runs;
   for (int32_t k = 0; k < o.rounds; ++k) {
     for (int32_t c : o.concurrency) {
@@ -273,7 +284,8 @@ int Main(int argc, char** argv) {
       } else {
         std::fprintf(stderr, "running %d concurrent requests...\n", c);
       }
-      runs.push_back(RunOnce(**engine, c, o.prompt_tokens, o.output_tokens, 100 + c + 1000 * k));
+      runs.push_back(RunOnce(**engine, c, o.prompt_tokens, o.output_tokens, o.temperature,
+                             100 + c + 1000 * k));
       runs.back().round = k;
     }
   }

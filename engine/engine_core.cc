@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/thread_pool.h"
 #include "engine/card_backend.h"
 
 namespace qsl {
@@ -106,7 +107,8 @@ EngineCore::EngineCore(std::unique_ptr<Model> model, std::unique_ptr<LinearBacke
                                  options.chunked_prefill, options.prefix_caching},
                  pool_),
       transformer_(*model_, *backend_),
-      sampler_(static_cast<int32_t>(model_->config().vocab_size)),
+      samplers_(static_cast<size_t>(ThreadPool::Default().size()),
+                Sampler(static_cast<int32_t>(model_->config().vocab_size))),
       seed_source_(std::random_device{}()) {
   stats_.kv_blocks_total = num_blocks_;
   spdlog::info("engine: KV cache {} blocks x {} tokens, {}, {:.1f} KiB/token ({:.0f} MiB); max {} "
@@ -297,6 +299,7 @@ void EngineCore::Step() {
   }
   const int64_t vocab = model_->config().vocab_size;
   int64_t row = 0;
+  std::vector<std::pair<Sequence*, const float*>> ready;
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
     Sequence& s = *plan.chunks[i].seq;
     const SeqChunk& ch = batch.chunks[i];
@@ -304,9 +307,10 @@ void EngineCore::Step() {
     const float* first_row = logits_.data() + row * vocab;
     if (ch.all_logits) CollectPromptLogprobs(s, ch.pos, ch.count, first_row);
     scheduler_.Computed(&s, ch.count);
-    if (s.uncomputed() == 0) SampleNext(s, first_row + (rows - 1) * vocab);
+    if (s.uncomputed() == 0) ready.emplace_back(&s, first_row + (rows - 1) * vocab);
     row += rows;
   }
+  SampleNext(ready);
   const ForwardTimes& after = transformer_.times();
   profile_.steps += 1;
   profile_.tokens += static_cast<int64_t>(batch.tokens.size());
@@ -336,33 +340,50 @@ void EngineCore::CollectPromptLogprobs(Sequence& s, int32_t first_pos, int32_t c
   r.prompt_logprobs = {};
 }
 
-void EngineCore::SampleNext(Sequence& s, const float* logits) {
-  Request& r = *s.request;
-  const SamplingParams& p = r.req.params;
-  if (p.max_tokens == 0) {
-    Finish(s, FinishReason::kLength);
-    return;
+void EngineCore::SampleNext(const std::vector<std::pair<Sequence*, const float*>>& ready) {
+  std::vector<std::pair<Sequence*, const float*>> targets;
+  for (const auto& [seq, logits] : ready) {
+    Sequence& s = *seq;
+    Request& r = *s.request;
+    const SamplingParams& p = r.req.params;
+    if (p.max_tokens == 0) {
+      Finish(s, FinishReason::kLength);
+      continue;
+    }
+    targets.emplace_back(&s, logits);
+    // The other choices split off now: they share every block of the prompt and sample their
+    // first token from the same logits with their own generators.
+    for (int32_t c = 1; c < s.fork; ++c) {
+      auto child = std::make_unique<Sequence>();
+      child->request = &r;
+      child->index = s.index + c;
+      child->priority = s.priority;
+      child->arrival = s.arrival;
+      child->tokens = s.tokens;
+      child->prompt_len = s.prompt_len;
+      child->rng = ChoiceRng(r.seed, child->index);
+      child->history = s.history;
+      child->stop = std::make_unique<StopChecker>(model_->tokenizer(), r.req.prompt, p.stop);
+      scheduler_.Fork(s, child.get());
+      targets.emplace_back(child.get(), logits);
+      r.seqs.push_back(std::move(child));
+    }
+    s.fork = 1;
   }
-  std::vector<Sequence*> targets = {&s};
-  // The other choices split off now: they share every block of the prompt and sample their
-  // first token from the same logits with their own generators.
-  for (int32_t c = 1; c < s.fork; ++c) {
-    auto child = std::make_unique<Sequence>();
-    child->request = &r;
-    child->index = s.index + c;
-    child->priority = s.priority;
-    child->arrival = s.arrival;
-    child->tokens = s.tokens;
-    child->prompt_len = s.prompt_len;
-    child->rng = ChoiceRng(r.seed, child->index);
-    child->history = s.history;
-    child->stop = std::make_unique<StopChecker>(model_->tokenizer(), r.req.prompt, p.stop);
-    scheduler_.Fork(s, child.get());
-    targets.push_back(child.get());
-    r.seqs.push_back(std::move(child));
-  }
-  s.fork = 1;
-  for (Sequence* t : targets) Append(*t, sampler_.Sample(logits, p, t->history, t->rng));
+  // One contiguous share of the targets per sampler; a share runs on one thread at a time.
+  std::vector<SampledToken> tokens(targets.size());
+  const auto n = static_cast<int64_t>(targets.size());
+  const int64_t shares = std::min(n, static_cast<int64_t>(samplers_.size()));
+  ThreadPool::Default().ParallelFor(shares, 1, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) {
+      for (int64_t i = j * n / shares; i < (j + 1) * n / shares; ++i) {
+        Sequence& t = *targets[static_cast<size_t>(i)].first;
+        tokens[static_cast<size_t>(i)] = samplers_[static_cast<size_t>(j)].Sample(
+            targets[static_cast<size_t>(i)].second, t.request->req.params, t.history, t.rng);
+      }
+    }
+  });
+  for (size_t i = 0; i < targets.size(); ++i) Append(*targets[i].first, tokens[i]);
 }
 
 void EngineCore::Append(Sequence& s, const SampledToken& tok) {

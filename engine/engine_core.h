@@ -64,8 +64,11 @@ class EngineCore final : public Engine {
   void Step();
   // Logprobs of the prompt tokens predicted by the rows of one all-logits chunk.
   void CollectPromptLogprobs(Sequence& s, int32_t first_pos, int32_t count, const float* rows);
-  // The sequence computed its last token: sample the next one (and split off choices first).
-  void SampleNext(Sequence& s, const float* logits);
+  // These sequences computed their last token (logits: the row for each): sample the next one
+  // of each (splitting off choices first). The draws run over the thread pool, each with its
+  // sequence's own generator, so a token does not depend on which thread drew it; tokens are
+  // then appended in order.
+  void SampleNext(const std::vector<std::pair<Sequence*, const float*>>& ready);
   void Append(Sequence& s, const SampledToken& tok);
   // Sends released tokens/text, and the finish when given.
   void Emit(Sequence& s, const StopChecker::Release& r, std::optional<FinishReason> finish,
@@ -92,7 +95,7 @@ class EngineCore final : public Engine {
   BlockPool pool_;
   Scheduler scheduler_;
   Transformer transformer_;
-  Sampler sampler_;
+  std::vector<Sampler> samplers_;  // one per pool thread: each has its own scratch
   std::unordered_map<uint64_t, std::unique_ptr<Request>> requests_;
   std::vector<uint64_t> done_;  // requests finished during a step, freed after it
   std::vector<float> logits_;

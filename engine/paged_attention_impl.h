@@ -322,7 +322,12 @@ template <int NH, int N, typename T>
 void ScoreGroups(const float* const* q, const T* const* k, const T* const* pf,
                  const float* const* ks, int32_t hd, int32_t lanes, float scale,
                  float* const* out, const int64_t* off) {
-  F32x16 lane[N][NH] = {};
+  // Zeroed element by element: with `= {}` GCC also clears the array's stack copy (rep stos)
+  // although it keeps the accumulators in registers.
+  F32x16 lane[N][NH];
+  for (int n = 0; n < N; ++n) {
+    for (int h = 0; h < NH; ++h) lane[n][h] = F32x16{};
+  }
   F32x16 kscale[N];
   if constexpr (std::is_same_v<T, int8_t>) {
     for (int n = 0; n < N; ++n) kscale[n] = LoadU(ks[n]);
