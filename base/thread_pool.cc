@@ -92,8 +92,8 @@ void ThreadPool::RunRanges() {
   while (begin < n) {
     // Ranges shrink toward the end (each claim takes at most a 1/(2 * threads) share of what is
     // left), so the threads finish nearly together: with whole `grain` ranges to the end, one
-    // thread often sat out most of the last range, and a step has ~360 such calls (a third of
-    // the idle time of a 32-sequence decode step, docs/performance.md, session 9).
+    // thread often sat out most of the last range, and a decode step makes ~360 calls (idle
+    // thread time per 32-sequence step 16-18 ms -> 6 ms; docs/performance.md, session 9).
     const int64_t len = std::clamp((n - begin) / share, int64_t{1}, grain);
     if (next_.compare_exchange_weak(begin, begin + len, std::memory_order_relaxed)) {
       (*job_fn_)(begin, begin + len);
