@@ -4,6 +4,7 @@
 #include "accel/linear.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "accel/isa.h"
@@ -179,6 +180,50 @@ void LinearInt8Shared(absl::Span<const LinearWeightsView> ws, const int8_t* a,
     for (int64_t i = begin; i < end; ++i) {
       while (i >= first[j + 1]) ++j;
       RunItem(plans[j], i - first[j]);
+    }
+  });
+}
+
+void LinearInt8Pair(const LinearWeightsView& wa, const LinearWeightsView& wb, const int8_t* a,
+                    const float* a_scale, int64_t m, PairCombine combine, float* y, int64_t ldy) {
+  if (m <= 0) return;
+  const TiledLayout& la = wa.layout;
+  const kernel::Kernels* path = PathFor(la);
+  const TiledLayout& lb = wb.layout;
+  const bool same = la.n == lb.n && la.k == lb.k && la.tile_k == lb.tile_k &&
+                    la.tile_n == lb.tile_n && la.scheme == lb.scheme && la.group == lb.group;
+  if (path == nullptr || !same) {
+    // Whole outputs, then the combination row by row (the scalar path, or unlike weights).
+    std::vector<float> yb(static_cast<size_t>(m * lb.n));
+    LinearInt8(wa, a, a_scale, m, y, ldy);
+    LinearInt8(wb, a, a_scale, m, yb.data(), lb.n);
+    for (int64_t t = 0; t < m; ++t) combine(y + t * ldy, yb.data() + t * lb.n, la.n);
+    return;
+  }
+  const Plan pa = MakePlan(*path, wa, a, m, a_scale, kernel::Output{}, SumsBuffer(0));
+  const Plan pb = MakePlan(*path, wb, a, m, a_scale, kernel::Output{}, SumsBuffer(1));
+  const int64_t tile_n = la.tile_n;
+  ThreadPool& pool = ThreadPool::Default();
+  pool.ParallelFor(pa.items, Grain(pa.items, pool), [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> ta, tb;
+    ta.resize(static_cast<size_t>(pa.rows * tile_n));
+    tb.resize(static_cast<size_t>(pa.rows * tile_n));
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t nt = i / pa.row_blocks, t0 = (i % pa.row_blocks) * pa.rows;
+      const int64_t t1 = std::min(m, t0 + pa.rows), c0 = nt * tile_n;
+      // Each output's tile of rows [t0, t1), columns [c0, c0 + tile_n) into its buffer.
+      Plan p = pa;
+      p.out = kernel::Output{nullptr, 0, ta.data(), tile_n, t0, c0};
+      RunItem(p, i);
+      p = pb;
+      p.out = kernel::Output{nullptr, 0, tb.data(), tile_n, t0, c0};
+      RunItem(p, i);
+      const int64_t valid = std::min(tile_n, la.n - c0);
+      for (int64_t t = t0; t < t1; ++t) {
+        float* row = ta.data() + (t - t0) * tile_n;
+        combine(row, tb.data() + (t - t0) * tile_n, valid);
+        std::memcpy(y + t * ldy + c0, row, static_cast<size_t>(valid) * sizeof(float));
+      }
     }
   });
 }

@@ -39,6 +39,17 @@ void LinearInt8(const LinearWeightsView& w, const int8_t* a, const float* a_scal
 void LinearInt8Shared(absl::Span<const LinearWeightsView> ws, const int8_t* a,
                       const float* a_scale, int64_t m, absl::Span<float* const> ys);
 
+// Two weights of one layout over the same activations, their fp32 outputs combined element by
+// element: y[t, :] = combine(LinearInt8 of wa, LinearInt8 of wb) with
+// combine(a, b, n) writing its result over a (SwiGLU: a = silu(a) * b). Each work item computes
+// its tile of both outputs into per-thread buffers, combines them there and writes only the
+// result, so neither full output is written to memory or read back. The same bits as the two
+// LinearInt8 calls followed by `combine` over each row, for an elementwise `combine`. Both
+// weights read `a` with one row stride: their k_pad() must be equal (y is [m, wa.layout.n]).
+using PairCombine = void (*)(float* a, const float* b, int64_t n);
+void LinearInt8Pair(const LinearWeightsView& wa, const LinearWeightsView& wb, const int8_t* a,
+                    const float* a_scale, int64_t m, PairCombine combine, float* y, int64_t ldy);
+
 // The plain scalar reference of each step: the definition every other path is tested against.
 namespace scalar {
 void QuantizeActivations(const float* x, int64_t m, int64_t k, int64_t ldx, int64_t k_pad,

@@ -39,12 +39,15 @@ struct Activations {
   const float* scale;    // [m] activation scales (fused epilogue only)
 };
 
-// Where results go: int32 accumulators, or, when y is set, the fp32 epilogue.
+// Where results go: int32 accumulators, or, when y is set, the fp32 epilogue. Element (t, n) of
+// the call goes to row t - row0, column n - col0 of acc or y (a tile-sized buffer when the
+// origin is a work item's first row and column).
 struct Output {
   int32_t* acc;
   int64_t ldacc;
   float* y;
   int64_t ldy;
+  int64_t row0 = 0, col0 = 0;
 };
 
 // One ISA path. The dispatcher cuts the work into blocks of n-tiles x rows, runs them on the

@@ -272,10 +272,11 @@ void Finish(const Weights& w, const Activations& a, const Output& out, int64_t n
       if (n0 >= w.n) break;
       const int valid = static_cast<int>(Min(I::kCols, w.n - n0));
       const Vec<I> v = I::Sub(I::Load(tot + (t - t0) * w.tile_n + c), bias);
+      const int64_t r = t - out.row0, n = n0 - out.col0;
       if (out.y != nullptr) {
-        I::StoreF(out.y + t * out.ldy + n0, EpilogueVec<I>(w, v, n0, valid, a.scale[t]), valid);
+        I::StoreF(out.y + r * out.ldy + n, EpilogueVec<I>(w, v, n0, valid, a.scale[t]), valid);
       } else {
-        I::StoreMasked(out.acc + t * out.ldacc + n0, v, valid);
+        I::StoreMasked(out.acc + r * out.ldacc + n, v, valid);
       }
     }
   }

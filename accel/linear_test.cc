@@ -174,6 +174,7 @@ TEST_P(LinearPathsTest, AllPathsMatchScalarBitForBit) {
 // or the tile; tile_n 48 (AVX-512 takes it as 3 vectors), 20 (no SIMD path: scalar fallback).
 // m = 37, k = 5000: several row blocks over several K blocks of 64 KiB of weights (W8 and W4),
 // where the first block stores the totals and each block's passes prefetch the next one.
+// W4 tiles of 256 and 512 K with one group each: segments as long as the tile.
 constexpr TileShape kDefault{128, 64};
 INSTANTIATE_TEST_SUITE_P(
     Shapes, LinearPathsTest,
@@ -190,7 +191,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{128, 130, 260, kDefault, 128}, Case{300, 77, 130, kDefault, 64},
         Case{5, 50, 100, {64, 32}, 32}, Case{9, 99, 200, {32, 16}, 128},
         Case{3, 100, 70, {128, 48}, 64}, Case{6, 300, 129, {256, 128}, 128},
-        Case{13, 33, 300, {64, 32}, 256}, Case{4, 45, 60, {16, 20}, 32}),
+        Case{13, 33, 300, {64, 32}, 256}, Case{4, 45, 60, {16, 20}, 32},
+        Case{37, 130, 1500, {256, 64}, 256}, Case{5, 70, 1100, {512, 64}, 512},
+        Case{2, 70, 1100, {512, 128}, 512}),
     [](const ::testing::TestParamInfo<Case>& info) { return Name(info.param); });
 
 // The thread count changes nothing: the same bits with 1, 2 and 3 threads.
@@ -248,6 +251,52 @@ TEST(LinearTest, SharedCallMatchesOneCallPerWeight) {
   }
 }
 
+// gate/up as one fused call: each item's tiles of both outputs combined in place and written
+// once. Must equal the two LinearInt8 calls and the combination row by row, bit for bit, on
+// every path, row count and thread count; weights the SIMD paths cannot pair (different
+// layouts, a tile they do not cut) take the whole-output fallback with the same result.
+void Combine(float* a, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) a[i] = a[i] * 0.5f - b[i] * b[i];
+}
+
+TEST(LinearTest, PairCallMatchesTwoCallsAndCombine) {
+  std::mt19937 rng(23);
+  const int64_t k = 700;
+  struct Pair {
+    PackedLinear a, b;
+  };
+  std::vector<Pair> pairs;
+  pairs.push_back({RandomW4(300, k, kDefault, 128, rng), RandomW4(300, k, kDefault, 128, rng)});
+  pairs.push_back({RandomW8(131, k, kDefault, rng), RandomW8(131, k, kDefault, rng)});
+  pairs.push_back({RandomW4(64, k, kDefault, 32, rng), RandomW4(64, k, kDefault, 64, rng)});
+  pairs.push_back({RandomW8(40, k, TileShape{kDefault.tile_k, 8}, rng),
+                   RandomW8(40, k, TileShape{kDefault.tile_k, 8}, rng)});
+  for (const Pair& pair : pairs) {
+    const LinearWeightsView va = View(pair.a), vb = View(pair.b);
+    const int64_t n = va.layout.n, k_pad = va.layout.k_pad(), ld = n + 5;
+    for (int64_t m : {1, 7, 32, 130}) {
+      SCOPED_TRACE(::testing::Message() << "n " << n << " m " << m);
+      const std::vector<int8_t> a = RandomActivations(m, k, k_pad, rng);
+      const std::vector<float> a_scale = RandomScales(m, rng);
+      std::vector<float> want(m * ld, 0.0f), yb(m * n);
+      LinearInt8(va, a.data(), a_scale.data(), m, want.data(), ld);
+      LinearInt8(vb, a.data(), a_scale.data(), m, yb.data(), n);
+      for (int64_t t = 0; t < m; ++t) Combine(want.data() + t * ld, yb.data() + t * n, n);
+      for (Isa isa : SupportedIsas()) {
+        ScopedIsa scoped(isa);
+        for (int threads : {1, 2, 3}) {
+          SCOPED_TRACE(::testing::Message() << IsaName(isa) << ", " << threads << " threads");
+          ASSERT_TRUE(ThreadPool::SetDefaultSize(threads).ok());
+          std::vector<float> got(m * ld, 0.0f);
+          LinearInt8Pair(va, vb, a.data(), a_scale.data(), m, &Combine, got.data(), ld);
+          EXPECT_EQ(Bits(got), Bits(want));
+        }
+      }
+    }
+  }
+  ASSERT_TRUE(ThreadPool::SetDefaultSize(ThreadPool::AvailableCpus()).ok());
+}
+
 // Extremes at the contract's limit: |a| = |w| = 127 over the largest K the loader accepts, so
 // the int32 sums are near 2^31 and the AVX-512 path's a*(w + 128) sums wrap (and must still
 // come out exact); and zero rows.
@@ -269,26 +318,39 @@ TEST(LinearTest, ExtremeValuesAtTheLargestK) {
   }
 }
 
+// (q4, z, s) = (15, 0, 8) -> +120 and (0, 15, 8) -> -120 in alternating groups, against rows of
+// +-127: the segment sums reach +-127 * segment, for segments of 128, 256 and 512 (one group per
+// tile of that many K).
 TEST(LinearTest, ExtremeW4Groups) {
-  // (q4, z, s) = (15, 0, 8) -> +120 and (0, 15, 8) -> -120 in alternating groups.
-  const int64_t n = 21, k = 1000, m = 2;
-  W4Weights w;
-  w.n = n;
-  w.k = k;
-  w.group = 128;
-  w.q4.resize(n * k);
-  for (int64_t i = 0; i < n * k; ++i) w.q4[i] = ((i % k) / 128) % 2 == 0 ? 15 : 0;
-  for (int64_t i = 0; i < n * w.num_groups(); ++i) {
-    w.gscale.push_back(8);
-    w.gzero.push_back((i % w.num_groups()) % 2 == 0 ? 0 : 15);
+  for (int32_t group : {128, 256, 512}) {
+    SCOPED_TRACE(group);
+    const int64_t n = 21, k = 2 * group + 200, m = 3;
+    W4Weights w;
+    w.n = n;
+    w.k = k;
+    w.group = group;
+    w.q4.resize(n * k);
+    for (int64_t i = 0; i < n * k; ++i) w.q4[i] = ((i % k) / group) % 2 == 0 ? 15 : 0;
+    for (int64_t i = 0; i < n * w.num_groups(); ++i) {
+      w.gscale.push_back(8);
+      w.gzero.push_back((i % w.num_groups()) % 2 == 0 ? 0 : 15);
+    }
+    w.scale.assign(n, 0.5f);
+    auto p = PackW4(w, TileShape{group, 64});
+    ASSERT_TRUE(p.ok());
+    const int64_t k_pad = p->layout.k_pad();
+    std::vector<int8_t> a(m * k_pad, 0);
+    for (int64_t i = 0; i < k; ++i) {
+      a[i] = static_cast<int8_t>(i % 2 == 0 ? 127 : -127);
+      a[k_pad + i] = 127;
+      a[2 * k_pad + i] = -127;
+    }
+    const std::vector<int32_t> ref = ExpectPathsMatch(*p, a, m, {0.25f, 3.0f, 1.0f}, nullptr);
+    // Row 1: +120 * 127 for each K of an even group, -120 * 127 for each of an odd one.
+    int64_t want = 0;
+    for (int64_t i = 0; i < k; ++i) want += (i / group) % 2 == 0 ? 120 * 127 : -120 * 127;
+    EXPECT_EQ(ref[n + 3], want);
   }
-  w.scale.assign(n, 0.5f);
-  auto p = PackW4(w, kDefault);
-  ASSERT_TRUE(p.ok());
-  std::vector<int8_t> a(m * p->layout.k_pad(), 0);
-  for (int64_t i = 0; i < k; ++i) a[i] = static_cast<int8_t>(i % 2 == 0 ? 127 : -127);
-  for (int64_t i = 0; i < k; ++i) a[p->layout.k_pad() + i] = 127;
-  ExpectPathsMatch(*p, a, m, {0.25f, 3.0f}, nullptr);
 }
 
 // --- activation quantization -----------------------------------------------------------------

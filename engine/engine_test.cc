@@ -4,6 +4,7 @@
 // the fp32 path against transformers' greedy continuations.
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <iterator>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/card_backend.h"
 #include "engine/engine_core.h"
+#include "engine/linear_backend.h"
 #include "engine/test_model.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -228,6 +230,32 @@ std::vector<GenerationRequest> DevTextRequests(const Tokenizer& tok) {
     r.prompt[0] = tok.bos_id();
   }
   return reqs;
+}
+
+// The CPU backend's fused gate/up + SwiGLU (each work item combines its own tiles) gives the bits
+// of the two projections written whole and host_ops SwiGlu over them, for W8 and W4, a width
+// that ends in a partial tile, and decode- and prefill-sized row counts.
+TEST(CpuLinearBackendTest, FusedSwiGluMatchesTwoProjectionsThenSwiGlu) {
+  for (WeightScheme scheme : {WeightScheme::kW8, WeightScheme::kW4}) {
+    const auto model = QuantizeRtn(*RandomModel(TinyConfig(256, 1, 4, 2, 320, kVocab), 9), scheme);
+    const LayerWeights& w = model->layers()[0];
+    ASSERT_TRUE(w.gate.quantized());
+    CpuLinearBackend backend;
+    for (int64_t m : {1, 32, 77}) {
+      SCOPED_TRACE(::testing::Message() << static_cast<int>(scheme) << ", m " << m);
+      std::mt19937 rng(static_cast<uint32_t>(m));
+      std::normal_distribution<float> d(0.0f, 1.0f);
+      std::vector<float> x(static_cast<size_t>(m * w.gate.k));
+      for (float& v : x) v = d(rng);
+      const size_t n = static_cast<size_t>(m * w.gate.n);
+      std::vector<float> fused(n), fused_scratch(n), plain(n), plain_scratch(n);
+      ASSERT_TRUE(backend.RunSwiGlu(w.gate, w.up, x.data(), m, fused.data(),
+                                    fused_scratch.data()).ok());
+      ASSERT_TRUE(backend.LinearBackend::RunSwiGlu(w.gate, w.up, x.data(), m, plain.data(),
+                                                   plain_scratch.data()).ok());
+      EXPECT_EQ(std::memcmp(fused.data(), plain.data(), n * sizeof(float)), 0);
+    }
+  }
 }
 
 TEST(BatchInvariance, TokensAndLogprobsMatchAloneAndAmong32Requests) {

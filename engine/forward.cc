@@ -54,6 +54,18 @@ absl::Status Transformer::RunLinears(int32_t layer, std::initializer_list<Linear
   return status;
 }
 
+absl::Status Transformer::RunSwiGlu(int32_t layer, const LayerWeights& w, const float* x,
+                                    int64_t m) {
+  if (observer_) {
+    observer_(layer, LinearSlot::kGate, x, m, w.gate.k);
+    observer_(layer, LinearSlot::kUp, x, m, w.up.k);
+  }
+  const auto t0 = Clock::now();
+  absl::Status status = backend_.RunSwiGlu(w.gate, w.up, x, m, gate_.data(), up_.data());
+  times_.linear_s += Since(t0);
+  return status;
+}
+
 void Transformer::PrepareRope(const ForwardBatch& batch) {
   const size_t half = inv_freq_.size();
   Grow(rope_cos_, batch.tokens.size() * half);
@@ -88,11 +100,12 @@ void Transformer::Embed(const std::vector<int32_t>& tokens, float* hidden) const
 absl::Status Transformer::Block(int32_t layer, const LayerWeights& w, const ForwardBatch& batch,
                                 float* hidden, KvCache& cache) {
   PrepareRope(batch);
-  return BlockImpl(layer, w, batch, hidden, cache);
+  return BlockImpl(layer, w, batch, hidden, cache, /*normed_in=*/false, /*next_norm=*/nullptr);
 }
 
 absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
-                                    const ForwardBatch& batch, float* hidden, KvCache& cache) {
+                                    const ForwardBatch& batch, float* hidden, KvCache& cache,
+                                    bool normed_in, const float* next_norm) {
   const ModelConfig& c = model_.config();
   const int64_t T = static_cast<int64_t>(batch.tokens.size());
   const int64_t H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim();
@@ -106,7 +119,7 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
   Grow(up_, T * I);
 
   // Attention.
-  RmsNorm(hidden, w.attn_norm.data(), T, H, c.rms_norm_eps, normed_.data());
+  if (!normed_in) RmsNorm(hidden, w.attn_norm.data(), T, H, c.rms_norm_eps, normed_.data());
   QSL_RETURN_IF_ERROR(RunLinears(layer, {LinearSlot::kQ, LinearSlot::kK, LinearSlot::kV},
                                  {&w.q, &w.k, &w.v}, normed_.data(), T,
                                  {q_.data(), k_.data(), v_.data()}));
@@ -117,15 +130,16 @@ absl::Status Transformer::BlockImpl(int32_t layer, const LayerWeights& w,
   cache.Attend(layer, batch.chunks, q_.data(), attn_.data());
   times_.attention_s += Since(attention_start);
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kO, w.o, attn_.data(), T, proj_.data()));
-  AddInPlace(hidden, proj_.data(), T * H);
 
-  // SwiGLU MLP.
-  RmsNorm(hidden, w.mlp_norm.data(), T, H, c.rms_norm_eps, normed_.data());
-  QSL_RETURN_IF_ERROR(RunLinears(layer, {LinearSlot::kGate, LinearSlot::kUp}, {&w.gate, &w.up},
-                                 normed_.data(), T, {gate_.data(), up_.data()}));
-  SwiGlu(gate_.data(), up_.data(), T * I);
+  // SwiGLU MLP, its norm in the pass of the residual add.
+  AddRmsNorm(hidden, proj_.data(), w.mlp_norm.data(), T, H, c.rms_norm_eps, normed_.data());
+  QSL_RETURN_IF_ERROR(RunSwiGlu(layer, w, normed_.data(), T));
   QSL_RETURN_IF_ERROR(RunLinear(layer, LinearSlot::kDown, w.down, gate_.data(), T, proj_.data()));
-  AddInPlace(hidden, proj_.data(), T * H);
+  if (next_norm != nullptr) {
+    AddRmsNorm(hidden, proj_.data(), next_norm, T, H, c.rms_norm_eps, normed_.data());
+  } else {
+    AddInPlace(hidden, proj_.data(), T * H);
+  }
   return absl::OkStatus();
 }
 
@@ -157,9 +171,12 @@ absl::Status Transformer::Forward(const ForwardBatch& batch, KvCache& cache,
   Grow(hidden_, batch.tokens.size() * static_cast<size_t>(H));
   Embed(batch.tokens, hidden_.data());
   PrepareRope(batch);
-  for (size_t l = 0; l < model_.layers().size(); ++l) {
-    QSL_RETURN_IF_ERROR(
-        BlockImpl(static_cast<int32_t>(l), model_.layers()[l], batch, hidden_.data(), cache));
+  // Each block but the last leaves the next one's input norm in normed_.
+  const std::vector<LayerWeights>& layers = model_.layers();
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const float* next_norm = l + 1 < layers.size() ? layers[l + 1].attn_norm.data() : nullptr;
+    QSL_RETURN_IF_ERROR(BlockImpl(static_cast<int32_t>(l), layers[l], batch, hidden_.data(),
+                                  cache, /*normed_in=*/l > 0, next_norm));
   }
   return Head(batch, hidden_.data(), logits);
 }

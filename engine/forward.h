@@ -60,11 +60,19 @@ class Transformer {
   absl::Status RunLinears(int32_t layer, std::initializer_list<LinearSlot> slots,
                           std::initializer_list<const Linear*> lins, const float* x, int64_t m,
                           std::initializer_list<float*> ys);
+  // The MLP's gate/up projections and SwiGLU into gate_ (LinearBackend::RunSwiGlu; up_ is the
+  // scratch). Counted as linear time: on the CPU backend the SwiGLU runs inside the linear's
+  // work items.
+  absl::Status RunSwiGlu(int32_t layer, const LayerWeights& w, const float* x, int64_t m);
   // cos/sin of every batch token's position, computed once per batch for all layers.
   void PrepareRope(const ForwardBatch& batch);
   void ApplyRope(int64_t tokens, float* x, int32_t heads) const;
+  // One decoder block. `normed_in`: normed_ already holds the block's input RMSNorm of hidden
+  // (the previous block computed it); `next_norm` (or nullptr): the next block's input norm
+  // weights, whose RMSNorm of the block's output goes to normed_ in the pass of the last
+  // residual add.
   absl::Status BlockImpl(int32_t layer, const LayerWeights& w, const ForwardBatch& batch,
-                         float* hidden, KvCache& cache);
+                         float* hidden, KvCache& cache, bool normed_in, const float* next_norm);
 
   const Model& model_;
   LinearBackend& backend_;

@@ -83,9 +83,20 @@ void SwiGlu(float* gate, const float* up, int64_t n) {
   ForElements(n, [&](int64_t b, int64_t e) { k(gate + b, up + b, e - b); });
 }
 
+SwiGluFn SwiGluKernel() { return Active().swiglu; }
+
 void AddInPlace(float* x, const float* y, int64_t n) {
   const auto k = Active().add;
   ForElements(n, [&](int64_t b, int64_t e) { k(x + b, y + b, e - b); });
+}
+
+void AddRmsNorm(float* x, const float* y, const float* w, int64_t rows, int64_t dim, float eps,
+                float* out) {
+  const HostOpsKernels k = Active();
+  ForRows(rows, dim, [&](int64_t b, int64_t e) {
+    k.add(x + b * dim, y + b * dim, (e - b) * dim);
+    k.rms_norm(x + b * dim, w, e - b, dim, eps, out + b * dim);
+  });
 }
 
 void ApplyRope(float* x, int64_t tokens, int32_t heads, int64_t half, const float* cos,

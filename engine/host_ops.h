@@ -22,8 +22,18 @@ void RmsNorm(const float* x, const float* w, int64_t rows, int64_t dim, float ep
 // g / (1 + e) for g >= 0 and g * e / (1 + e) below (no overflow for any g).
 void SwiGlu(float* gate, const float* up, int64_t n);
 
+// The SwiGlu kernel of the active build over one range, on the caller's thread (for a fused
+// linear whose work items each combine their own tile: accel/linear.h, LinearInt8Pair).
+using SwiGluFn = void (*)(float* gate, const float* up, int64_t n);
+SwiGluFn SwiGluKernel();
+
 // x[i] += y[i].
 void AddInPlace(float* x, const float* y, int64_t n);
+
+// AddInPlace(x, y, rows * dim), then RmsNorm(x, w, rows, dim, eps, out), in one pass over the
+// pool (each range adds its rows, then normalizes them): the same bits as the two calls.
+void AddRmsNorm(float* x, const float* y, const float* w, int64_t rows, int64_t dim, float eps,
+                float* out);
 
 // Rotary embedding in transformers' rotate-half layout, in place: for each of `tokens` rows of
 // `heads` heads of 2 * half values, (a, b) = (v[j], v[j + half]) becomes

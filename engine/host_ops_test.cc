@@ -112,5 +112,27 @@ TEST(HostOps, ThreadCountDoesNotChangeBits) {
   }
 }
 
+// The fused residual add + norm is the two calls, bit for bit, with any thread count: on one
+// row (the caller alone), a decode batch's rows and a prompt's (split over the pool).
+TEST(HostOps, AddRmsNormIsAddThenNorm) {
+  for (int threads : {1, 2, 3}) {
+    ASSERT_TRUE(ThreadPool::SetDefaultSize(threads).ok());
+    for (int64_t rows : {1, 32, 77}) {
+      for (int64_t dim : {40, 2051}) {
+        const std::vector<float> x = Random(rows * dim, 31, 1.0f), y = Random(rows * dim, 32, 0.5f);
+        const std::vector<float> w = Random(dim, 33, 1.0f);
+        std::vector<float> want_x = x, want_norm(x.size());
+        AddInPlace(want_x.data(), y.data(), rows * dim);
+        RmsNorm(want_x.data(), w.data(), rows, dim, 1e-5f, want_norm.data());
+        std::vector<float> got_x = x, got_norm(x.size());
+        AddRmsNorm(got_x.data(), y.data(), w.data(), rows, dim, 1e-5f, got_norm.data());
+        EXPECT_TRUE(SameBits(got_x, want_x)) << threads << " threads, " << rows << "x" << dim;
+        EXPECT_TRUE(SameBits(got_norm, want_norm)) << threads << " threads, " << rows << "x" << dim;
+      }
+    }
+  }
+  ASSERT_TRUE(ThreadPool::SetDefaultSize(ThreadPool::AvailableCpus()).ok());
+}
+
 }  // namespace
 }  // namespace qsl

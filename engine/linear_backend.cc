@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "accel/linear.h"
+#include "base/status.h"
+#include "engine/host_ops.h"
 
 namespace qsl {
 
@@ -45,6 +47,29 @@ absl::Status CpuLinearBackend::RunShared(absl::Span<const Linear* const> lins, c
   views_.clear();
   for (const Linear* l : lins) views_.push_back(l->q);
   LinearInt8Shared(views_, a8_.data(), a_scale_.data(), m, ys);
+  return absl::OkStatus();
+}
+
+absl::Status LinearBackend::RunSwiGlu(const Linear& gate, const Linear& up, const float* x,
+                                     int64_t m, float* out, float* scratch) {
+  const Linear* lins[] = {&gate, &up};
+  float* ys[] = {out, scratch};
+  QSL_RETURN_IF_ERROR(RunShared(lins, x, m, ys));
+  SwiGlu(out, scratch, m * gate.n);
+  return absl::OkStatus();
+}
+
+absl::Status CpuLinearBackend::RunSwiGlu(const Linear& gate, const Linear& up, const float* x,
+                                         int64_t m, float* out, float* scratch) {
+  if (!gate.quantized() || !up.quantized() || gate.k != up.k || gate.n != up.n ||
+      gate.q.layout.k_pad() != up.q.layout.k_pad()) {
+    return LinearBackend::RunSwiGlu(gate, up, x, m, out, scratch);
+  }
+  const int64_t k_pad = gate.q.layout.k_pad();
+  a8_.resize(static_cast<size_t>(m * k_pad));
+  a_scale_.resize(static_cast<size_t>(m));
+  QuantizeActivations(x, m, gate.k, gate.k, k_pad, a8_.data(), a_scale_.data());
+  LinearInt8Pair(gate.q, up.q, a8_.data(), a_scale_.data(), m, SwiGluKernel(), out, gate.n);
   return absl::OkStatus();
 }
 

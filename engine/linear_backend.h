@@ -22,6 +22,12 @@ class LinearBackend {
   // default runs them one by one.
   virtual absl::Status RunShared(absl::Span<const Linear* const> lins, const float* x, int64_t m,
                                  absl::Span<float* const> ys);
+  // The MLP's gate and up projections of x[m, k] and SwiGLU: out[m, gate.n] =
+  // silu(x gate^T) * (x up^T), elementwise as host_ops SwiGlu computes it. `scratch` holds
+  // [m, up.n] for a backend that produces the two outputs whole; the default runs RunShared
+  // into out and scratch, then SwiGlu.
+  virtual absl::Status RunSwiGlu(const Linear& gate, const Linear& up, const float* x, int64_t m,
+                                 float* out, float* scratch);
   // Safe to call from any thread while Run runs on another.
   virtual DeviceReport Devices() const { return {}; }
 };
@@ -34,6 +40,11 @@ class CpuLinearBackend final : public LinearBackend {
   // Quantized linears of one K: one quantization of x and one split over the pool.
   absl::Status RunShared(absl::Span<const Linear* const> lins, const float* x, int64_t m,
                          absl::Span<float* const> ys) override;
+  // Quantized gate/up of one layout: one quantization of x, and each work item computes its
+  // tile of both outputs and applies SwiGLU to it in place (accel/linear.h, LinearInt8Pair), so
+  // the two [m, n] outputs are never written out and read back.
+  absl::Status RunSwiGlu(const Linear& gate, const Linear& up, const float* x, int64_t m,
+                         float* out, float* scratch) override;
 
  private:
   std::vector<int8_t> a8_;
