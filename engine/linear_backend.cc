@@ -10,12 +10,16 @@
 
 namespace qsl {
 
+void CpuLinearBackend::Quantize(const Linear& lin, const float* x, int64_t m) {
+  const int64_t k_pad = lin.q.layout.k_pad();
+  a8_.resize(static_cast<size_t>(m * k_pad));
+  a_scale_.resize(static_cast<size_t>(m));
+  QuantizeActivations(x, m, lin.k, lin.k, k_pad, a8_.data(), a_scale_.data());
+}
+
 absl::Status CpuLinearBackend::Run(const Linear& lin, const float* x, int64_t m, float* y) {
   if (lin.quantized()) {
-    const int64_t k_pad = lin.q.layout.k_pad();
-    a8_.resize(static_cast<size_t>(m * k_pad));
-    a_scale_.resize(static_cast<size_t>(m));
-    QuantizeActivations(x, m, lin.k, lin.k, k_pad, a8_.data(), a_scale_.data());
+    Quantize(lin, x, m);
     LinearInt8(lin.q, a8_.data(), a_scale_.data(), m, y, lin.n);
     return absl::OkStatus();
   }
@@ -40,10 +44,7 @@ absl::Status CpuLinearBackend::RunShared(absl::Span<const Linear* const> lins, c
   if (lins.empty() || !std::all_of(lins.begin(), lins.end(), shares)) {
     return LinearBackend::RunShared(lins, x, m, ys);
   }
-  const int64_t k_pad = lins[0]->q.layout.k_pad();
-  a8_.resize(static_cast<size_t>(m * k_pad));
-  a_scale_.resize(static_cast<size_t>(m));
-  QuantizeActivations(x, m, lins[0]->k, lins[0]->k, k_pad, a8_.data(), a_scale_.data());
+  Quantize(*lins[0], x, m);
   views_.clear();
   for (const Linear* l : lins) views_.push_back(l->q);
   LinearInt8Shared(views_, a8_.data(), a_scale_.data(), m, ys);
@@ -65,10 +66,7 @@ absl::Status CpuLinearBackend::RunSwiGlu(const Linear& gate, const Linear& up, c
       gate.q.layout.k_pad() != up.q.layout.k_pad()) {
     return LinearBackend::RunSwiGlu(gate, up, x, m, out, scratch);
   }
-  const int64_t k_pad = gate.q.layout.k_pad();
-  a8_.resize(static_cast<size_t>(m * k_pad));
-  a_scale_.resize(static_cast<size_t>(m));
-  QuantizeActivations(x, m, gate.k, gate.k, k_pad, a8_.data(), a_scale_.data());
+  Quantize(gate, x, m);
   LinearInt8Pair(gate.q, up.q, a8_.data(), a_scale_.data(), m, SwiGluKernel(), out, gate.n);
   return absl::OkStatus();
 }

@@ -47,6 +47,9 @@ class CpuLinearBackend final : public LinearBackend {
                          float* out, float* scratch) override;
 
  private:
+  // x[m, lin.k] as int8 rows of stride lin's k_pad into a8_, with their scales in a_scale_.
+  void Quantize(const Linear& lin, const float* x, int64_t m);
+
   std::vector<int8_t> a8_;
   std::vector<float> a_scale_;
   std::vector<LinearWeightsView> views_;
