@@ -17,8 +17,11 @@ namespace {
 // Row blocks of a GEMM: up to this many rows share one pass over a weight slab.
 constexpr int64_t kMaxRowBlock = 96;
 // Weight bytes of one K block: a slab this size is reused by every row block of a work item
-// while it stays in the L2 cache.
-constexpr int64_t kKBlockBytes = 64 * 1024;
+// while it stays in cache. W8 blocks half as large (4 tiles of 8 KiB, within a 48 KiB L1 with
+// the rows' activations) ran 2-5 % faster at M = 32 and 0-3 % at M = 128 on Zen 5; W4 blocks
+// of 64 KiB (8-15 tiles) were faster than 32 or 16 KiB (docs/performance.md, session 10).
+constexpr int64_t kKBlockBytesW4 = 64 * 1024;
+constexpr int64_t kKBlockBytesW8 = 32 * 1024;
 // Work per pool range: about this many ranges per thread, for balance without much traffic.
 constexpr int64_t kRangesPerThread = 4;
 
@@ -98,7 +101,8 @@ Plan MakePlan(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t
   const int64_t step = p.w.group != 0 ? k.rows_w4 : k.rows_w8;
   p.rows = CeilDiv(CeilDiv(m, p.row_blocks), step) * step;
   // A single row block reads each weight once: no reason to cut K.
-  p.kt_block = m <= step ? p.w.k_tiles : std::max<int64_t>(1, kKBlockBytes / p.w.tile_stride);
+  const int64_t block_bytes = p.w.group != 0 ? kKBlockBytesW4 : kKBlockBytesW8;
+  p.kt_block = m <= step ? p.w.k_tiles : std::max<int64_t>(1, block_bytes / p.w.tile_stride);
   // Equal blocks (16 tiles: 8 + 8, not 15 + 1): each block's passes prefetch the next one.
   p.kt_block = CeilDiv(p.w.k_tiles, CeilDiv(p.w.k_tiles, p.kt_block));
   p.items = v.layout.n_tiles() * p.row_blocks;

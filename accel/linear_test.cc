@@ -172,7 +172,7 @@ TEST_P(LinearPathsTest, AllPathsMatchScalarBitForBit) {
 
 // m in {1, 2, 7, 128, 300}; odd n and n not a multiple of tile_n; k not a multiple of the group
 // or the tile; tile_n 48 (AVX-512 takes it as 3 vectors), 20 (no SIMD path: scalar fallback).
-// m = 37, k = 5000: several row blocks over several K blocks of 64 KiB of weights (W8 and W4),
+// m = 37, k = 5000: several row blocks over several K blocks of weights (32 KiB W8, 64 KiB W4),
 // where the first block stores the totals and each block's passes prefetch the next one.
 // W4 tiles of 256 and 512 K with one group each: segments as long as the tile.
 constexpr TileShape kDefault{128, 64};
