@@ -18,8 +18,9 @@ namespace {
 constexpr int64_t kMaxRowBlock = 96;
 // Weight bytes of one K block: a slab this size is reused by every row block of a work item
 // while it stays in cache. W8 blocks half as large (4 tiles of 8 KiB, within a 48 KiB L1 with
-// the rows' activations) ran 2-5 % faster at M = 32 and 0-3 % at M = 128 on Zen 5; W4 blocks
-// of 64 KiB (8-15 tiles) were faster than 32 or 16 KiB (docs/performance.md, session 10).
+// the rows' activations) ran 2-5 % faster at M = 32 and 0-3 % at M = 128 on Zen 5; W4 keeps
+// 64 KiB (8-15 tiles): blocks of 1 tile to 32 KiB measured no better (docs/performance.md,
+// session 10).
 constexpr int64_t kKBlockBytesW4 = 64 * 1024;
 constexpr int64_t kKBlockBytesW8 = 32 * 1024;
 // Work per pool range: about this many ranges per thread, for balance without much traffic.
