@@ -110,13 +110,15 @@ Plan MakePlan(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t
   return p;
 }
 
-void RunItem(const Plan& p, int64_t i) {
+// Work item i of a plan, its results to `out` (the plan's own output by default).
+void RunItem(const Plan& p, int64_t i, const kernel::Output& out) {
   std::vector<int32_t>& scratch = ScratchBuffer();
   scratch.resize(static_cast<size_t>(p.rows * p.w.tile_n));
   const int64_t nt = i / p.row_blocks, t0 = (i % p.row_blocks) * p.rows;
-  p.k->linear(p.w, p.act, p.out, nt, nt + 1, t0, std::min(p.m, t0 + p.rows), p.kt_block,
+  p.k->linear(p.w, p.act, out, nt, nt + 1, t0, std::min(p.m, t0 + p.rows), p.kt_block,
               scratch.data());
 }
+void RunItem(const Plan& p, int64_t i) { RunItem(p, i, p.out); }
 
 // Runs the matmul of `m` rows on path `k`, writing int32 accumulators or the fused epilogue.
 void Run(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t* a, int64_t m,
@@ -217,12 +219,8 @@ void LinearInt8Pair(const LinearWeightsView& wa, const LinearWeightsView& wb, co
       const int64_t nt = i / pa.row_blocks, t0 = (i % pa.row_blocks) * pa.rows;
       const int64_t t1 = std::min(m, t0 + pa.rows), c0 = nt * tile_n;
       // Each output's tile of rows [t0, t1), columns [c0, c0 + tile_n) into its buffer.
-      Plan p = pa;
-      p.out = kernel::Output{nullptr, 0, ta.data(), tile_n, t0, c0};
-      RunItem(p, i);
-      p = pb;
-      p.out = kernel::Output{nullptr, 0, tb.data(), tile_n, t0, c0};
-      RunItem(p, i);
+      RunItem(pa, i, kernel::Output{nullptr, 0, ta.data(), tile_n, t0, c0});
+      RunItem(pb, i, kernel::Output{nullptr, 0, tb.data(), tile_n, t0, c0});
       const int64_t valid = std::min(tile_n, la.n - c0);
       for (int64_t t = t0; t < t1; ++t) {
         float* row = ta.data() + (t - t0) * tile_n;
