@@ -332,18 +332,26 @@ void ScoreGroups(const float* const* q, const T* const* k, const T* const* pf,
   if constexpr (std::is_same_v<T, int8_t>) {
     for (int n = 0; n < N; ++n) kscale[n] = LoadU(ks[n]);
   }
-  for (int32_t d = 0; d < hd; ++d) {
-    F32x16 kv[N];
+  const auto load = [&](int32_t d, F32x16* kv) {
     for (int n = 0; n < N; ++n) {
       const int64_t at = static_cast<int64_t>(d) * lanes;
       if (pf[n] != nullptr) __builtin_prefetch(pf[n] + at, 0, 2);
       kv[n] = LoadLanes(k[n] + at);
       if constexpr (std::is_same_v<T, int8_t>) kv[n] = kv[n] * kscale[n];
     }
+  };
+  // Row d + 1 is loaded (and converted) while row d is used: the products wait on no conversion.
+  // The last step loads its own row again.
+  F32x16 kv[N];
+  load(0, kv);
+  for (int32_t d = 0; d < hd; ++d) {
+    F32x16 next[N];
+    load(std::min(d + 1, hd - 1), next);
     for (int h = 0; h < NH; ++h) {
       const float x = q[h][d];
       for (int n = 0; n < N; ++n) lane[n][h] += x * kv[n];
     }
+    for (int n = 0; n < N; ++n) kv[n] = next[n];
   }
   for (int n = 0; n < N; ++n) {
     for (int h = 0; h < NH; ++h) StoreU(out[h] + off[n], lane[n][h] * scale);
