@@ -34,9 +34,11 @@ void Require(bool have, const char* name, std::string* missing) {
 CpuFeatures Detect() {
   CpuFeatures f;
   unsigned a, b, c, d;
-  bool osxsave = false, ymm_os = false, zmm_os = false;
+  bool osxsave = false, ymm_os = false, zmm_os = false, fma = false, f16c = false;
   if (__get_cpuid(1, &a, &b, &c, &d)) {
     osxsave = (c & bit_OSXSAVE) != 0;
+    fma = (c & bit_FMA) != 0;
+    f16c = (c & bit_F16C) != 0;
   }
   if (osxsave) {
     const uint64_t xcr0 = ReadXcr0();
@@ -49,6 +51,10 @@ CpuFeatures Detect() {
     c7 = c;
   }
   Require((b7 & bit_AVX2) != 0, "AVX2", &f.missing_avx2);
+  // The engine's AVX2-path fp32 kernels (paged attention) use FMA3 and F16C, which every CPU
+  // with AVX2 from Intel (Haswell on) and AMD (Excavator on) also has.
+  Require(fma, "FMA", &f.missing_avx2);
+  Require(f16c, "F16C", &f.missing_avx2);
   Require(ymm_os, "OS support for YMM state", &f.missing_avx2);
   Require((b7 & bit_AVX512F) != 0, "AVX512F", &f.missing_avx512);
   Require((b7 & bit_AVX512BW) != 0, "AVX512BW", &f.missing_avx512);

@@ -1,13 +1,16 @@
 // The body of the paged attention kernel, compiled once per ISA (paged_attention_*.cc define
 // QSL_ATTENTION_ISA and their own compiler flags). Why every build gives the same bits:
 // - fp16/int8 -> fp32 conversion is exact, however it is done (table, F16C);
-// - a score is one lane: sum over d in order 0..hd-1 of q[d] * k[d], a plain sequential sum;
+// - a score is one lane: sum over d in order 0..hd-1 of q[d] * k[d], a plain sequential sum of
+//   fused multiply-adds (simd_math.h Fma: one rounding per step in every build);
 //   keys, not dimensions, fill the vector lanes (K is stored transposed inside a block for
 //   that), so no horizontal reduction reorders anything;
-// - V accumulation is per output element, sequential over keys in position order;
+// - V accumulation is per output element, sequential over keys in position order, fused
+//   multiply-adds likewise;
 // - exp is Exp() below: IEEE add/mul/convert only, the same sequence in every lane;
-// - -ffp-contract=off everywhere and no -mfma: the compiler cannot fuse a*b+c in one build and
-//   not in another. Vectorizing independent lanes never reassociates (no -ffast-math).
+// - -ffp-contract=off everywhere: the compiler cannot fuse a*b+c in one build and not in another;
+//   only the explicit Fma calls fuse, in every build. Vectorizing independent lanes never
+//   reassociates (no -ffast-math).
 // - the softmax is exact per query (max over all its keys first), and its sum runs over lanes
 //   fixed by the key's position (SoftmaxRows below), so a query's result depends on neither how many
 //   queries share the call nor how a prompt was chunked.
@@ -210,7 +213,7 @@ void Scores(const float* const* q, const float* kt, int32_t hd, int32_t lanes, i
     F32x16 lane[NH] = {};
     for (int32_t d = 0; d < hd; ++d) {
       const F32x16 k = LoadU(kt + static_cast<int64_t>(d) * lanes + t);
-      for (int h = 0; h < NH; ++h) lane[h] += q[h][d] * k;
+      for (int h = 0; h < NH; ++h) lane[h] = Fma(q[h][d], k, lane[h]);
     }
     for (int h = 0; h < NH; ++h) StoreU(dst + h * lanes + t, lane[h] * scale);
   }
@@ -270,8 +273,8 @@ void Accumulate(const float* const* p, float* const* acc, const VRun<T>* runs, i
           }
           for (int h = 0; h < NH; ++h) {
             const float w = p[h][run.p_off + j];
-            a[h] += w * v0;
-            b[h] += w * v1;
+            a[h] = Fma(w, v0, a[h]);
+            b[h] = Fma(w, v1, b[h]);
           }
         }
       }
@@ -291,7 +294,7 @@ void Accumulate(const float* const* p, float* const* acc, const VRun<T>* runs, i
         if (pf) prefetch_row(run, j);
         F32x16 vv = LoadLanes(run.v + static_cast<int64_t>(j) * hd + d0);
         if constexpr (kScaled) vv = vv * run.vs[j * vs_stride];
-        for (int h = 0; h < NH; ++h) a[h] += p[h][run.p_off + j] * vv;
+        for (int h = 0; h < NH; ++h) a[h] = Fma(p[h][run.p_off + j], vv, a[h]);
       }
     }
     for (int h = 0; h < NH; ++h) StoreU(acc[h] + d0, a[h]);
@@ -303,7 +306,7 @@ void Accumulate(const float* const* p, float* const* acc, const VRun<T>* runs, i
         for (int32_t j = run.klo; j < run.khi; ++j) {
           float x = LoadOne(run.v + static_cast<int64_t>(j) * hd + d0);
           if constexpr (kScaled) x *= run.vs[j * vs_stride];
-          acc[h][d0] += p[h][run.p_off + j] * x;
+          acc[h][d0] = std::fma(p[h][run.p_off + j], x, acc[h][d0]);
         }
       }
     }
@@ -349,7 +352,7 @@ void ScoreGroups(const float* const* q, const T* const* k, const T* const* pf,
     load(std::min(d + 1, hd - 1), next);
     for (int h = 0; h < NH; ++h) {
       const float x = q[h][d];
-      for (int n = 0; n < N; ++n) lane[n][h] += x * kv[n];
+      for (int n = 0; n < N; ++n) lane[n][h] = Fma(x, kv[n], lane[n][h]);
     }
     for (int n = 0; n < N; ++n) kv[n] = next[n];
   }

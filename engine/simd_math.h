@@ -4,13 +4,20 @@
 // accel/linear_isa.h for why nothing may be shared across files built with different -m flags).
 //
 // Why every build gives the same bits: each vector operation is lane-wise IEEE fp32 (+, -, *, /,
-// compare, convert), -ffp-contract=off everywhere and no -mfma, so a vector of 16 floats becomes
-// one zmm, two ymm or four xmm registers doing exactly the same per-lane arithmetic.
+// compare, convert, and Fma below: fusedMultiplyAdd, one rounding), and -ffp-contract=off
+// everywhere, so the compiler never fuses a * b + c on its own in one build and not in another;
+// a vector of 16 floats becomes one zmm, two ymm or four xmm registers doing exactly the same
+// per-lane arithmetic.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 namespace qsl {
 namespace {  // NOLINT: internal linkage on purpose, one copy per ISA file
@@ -25,6 +32,31 @@ inline F32x16 LoadU(const float* p) {
   return v;
 }
 inline void StoreU(float* p, F32x16 v) { std::memcpy(p, &v, sizeof v); }
+
+// x * b + c rounded once (IEEE 754 fusedMultiplyAdd), lane by lane: vfmadd in the AVX-512 and
+// the AVX2 (+FMA3) builds, the correctly rounded std::fma per lane in the generic one, so every
+// build gives the same bits. One instruction instead of a multiply and a dependent add.
+inline F32x16 Fma(float x, F32x16 b, F32x16 c) {
+#if defined(__AVX512F__)
+  __m512 vb, vc;
+  std::memcpy(&vb, &b, sizeof vb);
+  std::memcpy(&vc, &c, sizeof vc);
+  const __m512 r = _mm512_fmadd_ps(_mm512_set1_ps(x), vb, vc);
+  std::memcpy(&c, &r, sizeof c);
+  return c;
+#elif defined(__FMA__)
+  __m256 vb[2], vc[2];
+  std::memcpy(vb, &b, sizeof vb);
+  std::memcpy(vc, &c, sizeof vc);
+  const __m256 vx = _mm256_set1_ps(x);
+  const __m256 r[2] = {_mm256_fmadd_ps(vx, vb[0], vc[0]), _mm256_fmadd_ps(vx, vb[1], vc[1])};
+  std::memcpy(&c, r, sizeof c);
+  return c;
+#else
+  for (int32_t i = 0; i < kLanes; ++i) c[i] = std::fma(x, b[i], c[i]);
+  return c;
+#endif
+}
 
 // exp(x) for x <= 0 (softmax and sigmoid arguments), ~2 ulp, lane by lane: Cody-Waite reduction
 // x = n ln2 + r, a degree-6 polynomial for e^r (Cephes expf coefficients), and 2^n from the
