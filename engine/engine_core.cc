@@ -198,6 +198,23 @@ EngineStats EngineCore::Stats() const {
   return s;
 }
 
+StepTimes& StepTimes::operator+=(const StepTimes& o) {
+  steps += o.steps;
+  tokens += o.tokens;
+  schedule_s += o.schedule_s;
+  forward_s += o.forward_s;
+  linear_s += o.linear_s;
+  attention_s += o.attention_s;
+  sample_s += o.sample_s;
+  return *this;
+}
+
+StepTimes StepTimes::operator-(const StepTimes& o) const {
+  return {steps - o.steps,         tokens - o.tokens,           schedule_s - o.schedule_s,
+          forward_s - o.forward_s, linear_s - o.linear_s,       attention_s - o.attention_s,
+          sample_s - o.sample_s};
+}
+
 StepProfile EngineCore::Profile() const {
   std::lock_guard<std::mutex> lk(mu_);
   return published_profile_;
@@ -297,6 +314,12 @@ void EngineCore::Step() {
     FailAll(status);
     return;
   }
+  // A decode-only step: every chunk is one token past its sequence's prompt.
+  bool decode_only = true;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    decode_only = decode_only && batch.chunks[i].count == 1 &&
+                  batch.chunks[i].pos >= plan.chunks[i].seq->prompt_len;
+  }
   const int64_t vocab = model_->config().vocab_size;
   int64_t row = 0;
   std::vector<std::pair<Sequence*, const float*>> ready;
@@ -311,15 +334,22 @@ void EngineCore::Step() {
     row += rows;
   }
   SampleNext(ready);
-  const ForwardTimes& after = transformer_.times();
-  profile_.steps += 1;
-  profile_.tokens += static_cast<int64_t>(batch.tokens.size());
-  profile_.schedule_s += std::chrono::duration<double>(t1 - t0).count();
-  profile_.forward_s += std::chrono::duration<double>(t2 - t1).count();
-  profile_.linear_s += after.linear_s - before.linear_s;
-  profile_.attention_s += after.attention_s - before.attention_s;
-  profile_.sample_s += Since(t2);
   ReapDone();
+  const ForwardTimes& after = transformer_.times();
+  StepTimes st;
+  st.steps = 1;
+  st.tokens = static_cast<int64_t>(batch.tokens.size());
+  st.schedule_s = std::chrono::duration<double>(t1 - t0).count();
+  st.forward_s = std::chrono::duration<double>(t2 - t1).count();
+  st.linear_s = after.linear_s - before.linear_s;
+  st.attention_s = after.attention_s - before.attention_s;
+  st.sample_s = Since(t2);
+  profile_.all += st;
+  if (decode_only) {
+    const size_t w = plan.chunks.size();
+    if (profile_.decode_by_width.size() <= w) profile_.decode_by_width.resize(w + 1);
+    profile_.decode_by_width[w] += st;
+  }
 }
 
 void EngineCore::CollectPromptLogprobs(Sequence& s, int32_t first_pos, int32_t count,

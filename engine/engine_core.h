@@ -21,15 +21,34 @@
 
 namespace qsl {
 
-// Where a step's time went, cumulative since start (for benchmarks and logs).
-struct StepProfile {
+// Where the time of a set of engine steps went (for benchmarks and logs).
+struct StepTimes {
   int64_t steps = 0;
   int64_t tokens = 0;         // tokens run through the forward
   double schedule_s = 0.0;    // scheduling, block allocation, copy-on-write
   double forward_s = 0.0;     // the whole forward
   double linear_s = 0.0;      // of which linear layers (the backend)
   double attention_s = 0.0;   // of which KV store and attention
-  double sample_s = 0.0;      // sampling, logprobs, detokenization, stop strings, callbacks
+  double sample_s = 0.0;      // sampling, logprobs, detokenization, stop strings, callbacks,
+                              // freeing finished requests
+
+  double total_s() const { return schedule_s + forward_s + sample_s; }
+  StepTimes& operator+=(const StepTimes& o);
+  StepTimes operator-(const StepTimes& o) const;
+};
+
+// Cumulative since start. decode_by_width[w]: the steps that only decoded — every chunk one
+// generated token of its sequence, no prompt work — with w sequences: how fast the engine
+// generates at a given batch width. Timed inside the engine, so it does not depend on when a
+// client sees the tokens (a token's text is released only once it is whole UTF-8 and cannot
+// start a stop string, which can hold several tokens back).
+struct StepProfile {
+  StepTimes all;
+  std::vector<StepTimes> decode_by_width;
+
+  StepTimes DecodeWidth(size_t w) const {
+    return w < decode_by_width.size() ? decode_by_width[w] : StepTimes{};
+  }
 };
 
 class EngineCore final : public Engine {

@@ -431,6 +431,42 @@ TEST(ChoicesN, ShareThePromptAndChoiceZeroMatchesASingleRequest) {
   EXPECT_EQ(IdleStats(*e).kv_blocks_used, 0);
 }
 
+// The engine's decode-only account (what qsl-bench-engine rates): steps in which every chunk is
+// one generated token, by how many sequences ran, never a step with prompt work.
+TEST(Profile, DecodeOnlyStepsAreCountedByWidth) {
+  EngineOptions o;
+  o.max_num_batched_tokens = 16;  // a 40-token prompt takes 3 steps
+  o.prefix_caching = false;
+  auto e = MakeEngine(TinyQuantized(WeightScheme::kW8), o);
+  std::mt19937_64 rng(9);
+  GenerationRequest r;
+  r.prompt = RandomPrompt(rng, 40, kVocab);
+  r.params.max_tokens = 7;
+  r.params.ignore_eos = true;
+  RunRequests(*e, {r}, true);
+  IdleStats(*e);
+  const StepProfile one = e->Profile();
+  // 3 prompt steps (the last one samples the first token), then 6 one-token decodes.
+  EXPECT_EQ(one.all.steps, 3 + 6);
+  EXPECT_EQ(one.DecodeWidth(1).steps, 6);
+  EXPECT_EQ(one.DecodeWidth(1).tokens, 6);
+  EXPECT_GT(one.DecodeWidth(1).total_s(), 0.0);
+  EXPECT_LE(one.DecodeWidth(1).forward_s, one.all.forward_s);
+  EXPECT_EQ(one.DecodeWidth(2).steps, 0);
+
+  // Three choices share the prompt and then decode together: 6 steps three wide.
+  r.params.n = 3;
+  RunRequests(*e, {r}, true);
+  IdleStats(*e);
+  const StepProfile three = e->Profile();
+  EXPECT_EQ(three.all.steps - one.all.steps, 3 + 6);
+  EXPECT_EQ(three.DecodeWidth(3).steps, 6);
+  EXPECT_EQ(three.DecodeWidth(3).tokens, 18);
+  EXPECT_EQ(three.DecodeWidth(1).steps, 6);  // unchanged
+  const StepTimes d = three.DecodeWidth(3) - one.DecodeWidth(3);
+  EXPECT_EQ(d.steps, 6);
+}
+
 TEST(ChoicesN, ForkedChoicesHoldOneCopyOfThePrompt) {
   EngineOptions o;
   o.prefix_caching = false;
