@@ -54,10 +54,8 @@ struct Fixture {
 // With 22 layers (TinyLlama's count) the cache outgrows the last-level cache, as in a real
 // decode step where each layer's K/V come from DRAM. `between` MiB of other memory read before
 // each layer (untimed) stand for the linears a real step runs between two attentions (~25 MB of
-// weights per layer at 1.1B): a block keeps all layers' planes in a row, so back to back the
-// hardware prefetcher brings in the start of the next layer's planes while a layer runs, which
-// a real step's weight stream evicts (session 11: 5.7 ms back to back, 7.5 ms with 26 MiB
-// between layers).
+// weights per layer at 1.1B), which displace whatever part of the KV the last-level cache kept
+// (session 11: 5.7 ms back to back, 7.5 ms with 26 MiB between layers; docs/performance.md).
 void BM_Decode(benchmark::State& state) {
   const auto dtype = static_cast<KvDtype>(state.range(0));
   const auto seqs = static_cast<int32_t>(state.range(1));
