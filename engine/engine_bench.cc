@@ -7,7 +7,6 @@
 // DRAM bandwidth, which other tenants take) moves far more than the batched one (bound by
 // compute), so a ratio from one pair of runs says little.
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -129,13 +128,13 @@ void PrintTable(const Options& o, const EngineCore& engine, const std::vector<Ru
                                 : "greedy",
               o.engine.max_num_batched_tokens,
               o.engine.chunked_prefill ? "on" : "off", std::thread::hardware_concurrency());
-  std::printf("Decode = the steps in which all N requests decoded (no prompt work), timed inside the "
-              "engine; out tok/s (decode) = their tokens / their time, and the profile columns "
-              "split that time.\n\n");
+  std::printf("Decode = the steps in which all N requests decoded (no prompt work), timed "
+              "inside the engine; out tok/s (decode) = their tokens / their time, and the "
+              "profile columns split that time.\n\n");
   const bool rounds = o.rounds > 1;
   std::printf("|%s concurrent | out tok/s (decode) | out tok/s (end to end) | TTFT mean ms | "
-              "N-wide decode steps | ms/step | linear %% | attention %% | other fwd %% | sample %% | "
-              "schedule %% |\n",
+              "N-wide decode steps | ms/step | linear %% | attention %% | other fwd %% | "
+              "sample %% | schedule %% |\n",
               rounds ? " round |" : "");
   std::printf("|%s---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
               rounds ? "---:|" : "");

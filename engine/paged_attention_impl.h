@@ -12,8 +12,8 @@
 //   only the explicit Fma calls fuse, in every build. Vectorizing independent lanes never
 //   reassociates (no -ffast-math).
 // - the softmax is exact per query (max over all its keys first), and its sum runs over lanes
-//   fixed by the key's position (SoftmaxRows below), so a query's result depends on neither how many
-//   queries share the call nor how a prompt was chunked.
+//   fixed by the key's position (SoftmaxRows below), so a query's result depends on neither how
+//   many queries share the call nor how a prompt was chunked.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -455,8 +455,8 @@ void AttendImpl(const AttentionShape& s, const PagedKv& kv, int32_t pos, int32_t
   const auto first_key = [&](int32_t p) {
     return s.sliding_window > 0 ? std::max(0, p - s.sliding_window + 1) : 0;
   };
-  // Score rows hold keys [base, last], base a multiple of 16 (SoftmaxRows says why), padded to whole
-  // lane groups. Queries go in tiles of as many as fit the score budget.
+  // Score rows hold keys [base, last], base a multiple of 16 (SoftmaxRows says why), padded to
+  // whole lane groups. Queries go in tiles of as many as fit the score budget.
   const int32_t base = first_key(pos) / kLanes * kLanes;
   const int32_t stride = (last + 1 - base + kLanes - 1) / kLanes * kLanes;
   const auto tile = static_cast<int32_t>(std::clamp<int64_t>(
