@@ -14,9 +14,11 @@ enum class Isa {
   kScalar,  // the plain reference (linear_scalar.cc), single-threaded
   kAvx2,    // AVX2: vpmaddubsw / vpmaddwd with the sign trick (linear_avx2.cc)
   kAvx512,  // AVX-512 F/BW/VL + VNNI: vpdpbusd (linear_avx512.cc)
+  kAmx,     // kAvx512 plus AMX-INT8 tiles for matmuls of many rows (linear_avx512.cc); every
+            // other kernel (and GEMV) runs its AVX-512 code
 };
 
-// "scalar", "avx2", "avx512".
+// "scalar", "avx2", "avx512", "amx".
 const char* IsaName(Isa isa);
 // Parses a path name; "auto" (or "") is the best path this CPU has.
 absl::StatusOr<Isa> ParseIsa(absl::string_view name);

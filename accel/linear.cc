@@ -31,6 +31,7 @@ constexpr int64_t kRangesPerThread = 4;
 const kernel::Kernels* PathFor(const TiledLayout& l) {
   const kernel::Kernels* k = nullptr;
   switch (ActiveIsa()) {
+    case Isa::kAmx: k = &kernel::kAmxKernels; break;
     case Isa::kAvx512: k = &kernel::kAvx512Kernels; break;
     case Isa::kAvx2: k = &kernel::kAvx2Kernels; break;
     case Isa::kScalar: return nullptr;
@@ -40,6 +41,7 @@ const kernel::Kernels* PathFor(const TiledLayout& l) {
 
 const kernel::Kernels* PathForActivations() {
   switch (ActiveIsa()) {
+    case Isa::kAmx:  // the same quantize and epilogue
     case Isa::kAvx512: return &kernel::kAvx512Kernels;
     case Isa::kAvx2: return &kernel::kAvx2Kernels;
     case Isa::kScalar: break;

@@ -67,7 +67,9 @@ struct Shape {
 constexpr Shape kShapes[] = {{2048, 2048}, {2048, 5632}, {5632, 2048}, {4096, 11008}};
 
 const kernel::Kernels& KernelsOf(Isa isa) {
-  return isa == Isa::kAvx512 ? kernel::kAvx512Kernels : kernel::kAvx2Kernels;
+  return isa == Isa::kAmx      ? kernel::kAmxKernels
+         : isa == Isa::kAvx512 ? kernel::kAvx512Kernels
+                               : kernel::kAvx2Kernels;
 }
 
 // A byte buffer filled with pseudo-random bytes: that commits its pages before any timing, and

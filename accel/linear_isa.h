@@ -72,5 +72,6 @@ struct Kernels {
 
 extern const Kernels kAvx2Kernels;
 extern const Kernels kAvx512Kernels;
+extern const Kernels kAmxKernels;  // kAvx512Kernels with the matmul of many rows on AMX tiles
 
 }  // namespace qsl::kernel

@@ -257,12 +257,13 @@ typename I::VecF EpilogueVec(const Weights& w, Vec<I> acc, int64_t n0, int valid
   return y;
 }
 
-// Rows [t0, t1) of n-tile nt from the block totals: undo the W8 weight bias, then store the
-// int32 accumulators or run the epilogue; columns at or past n (tile padding) are not written.
+// Rows [t0, t1) of n-tile nt from the block totals: undo the W8 weight bias (when the totals
+// carry one), then store the int32 accumulators or run the epilogue; columns at or past n (tile
+// padding) are not written.
 template <class I>
 void Finish(const Weights& w, const Activations& a, const Output& out, int64_t nt, int64_t t0,
-            int64_t t1, const int32_t* tot) {
-  const bool unbias = I::kW8Sums && w.group == 0;
+            int64_t t1, const int32_t* tot, bool biased = I::kW8Sums) {
+  const bool unbias = biased && w.group == 0;
   for (int64_t t = t0; t < t1; ++t) {
     const Vec<I> bias = I::Set1(unbias ? static_cast<int32_t>(static_cast<uint32_t>(
                                              a.sums[t * a.sums_ld]) * 128u)

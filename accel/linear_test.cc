@@ -193,7 +193,12 @@ INSTANTIATE_TEST_SUITE_P(
         Case{3, 100, 70, {128, 48}, 64}, Case{6, 300, 129, {256, 128}, 128},
         Case{13, 33, 300, {64, 32}, 256}, Case{4, 45, 60, {16, 20}, 32},
         Case{37, 130, 1500, {256, 64}, 256}, Case{5, 70, 1100, {512, 64}, 512},
-        Case{2, 70, 1100, {512, 128}, 512}),
+        Case{2, 70, 1100, {512, 128}, 512},
+        // The AMX path's cases (14 rows and more, tile_k a multiple of 64, tile_n of 32): whole
+        // and short row groups, the smallest row count it takes, groups of 32, wide tiles.
+        Case{14, 64, 128, kDefault, 128}, Case{16, 100, 200, {64, 32}, 0},
+        Case{20, 130, 700, kDefault, 32}, Case{24, 300, 300, {256, 128}, 128},
+        Case{48, 70, 1100, {512, 64}, 512}, Case{50, 140, 400, {128, 32}, 0}),
     [](const ::testing::TestParamInfo<Case>& info) { return Name(info.param); });
 
 // The thread count changes nothing: the same bits with 1, 2 and 3 threads.
@@ -493,7 +498,7 @@ TEST(LinearTest, EveryLayerOfTheBundledModel) {
 // --- path selection ------------------------------------------------------------------------------
 
 TEST(IsaTest, NamesParseAndUnknownIsAnError) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
     auto parsed = ParseIsa(IsaName(isa));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, isa);
@@ -507,7 +512,7 @@ TEST(IsaTest, NamesParseAndUnknownIsAnError) {
 
 TEST(IsaTest, ForcingAPathWorksOrSaysWhatIsMissing) {
   EXPECT_TRUE(IsaSupported(Isa::kScalar));
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
     const absl::Status s = SetIsa(isa);
     EXPECT_EQ(s.ok(), IsaSupported(isa)) << s;
     if (s.ok()) {

@@ -31,6 +31,7 @@ namespace {
 
 HostOpsKernels BuildFor(Isa isa) {
   switch (isa) {
+    case Isa::kAmx:  // tiles are for the linears; these run their AVX-512 build
     case Isa::kAvx512:
       return {"avx512", &host_ops::avx512::RmsNorm, &host_ops::avx512::SwiGlu,
               &host_ops::avx512::Add, &host_ops::avx512::Rope};
@@ -110,7 +111,9 @@ void ApplyRope(float* x, int64_t tokens, int32_t heads, int64_t half, const floa
 
 std::vector<HostOpsKernels> HostOpsBuilds() {
   std::vector<HostOpsKernels> v;
-  for (Isa isa : SupportedIsas()) v.push_back(BuildFor(isa));
+  for (Isa isa : SupportedIsas()) {
+    if (isa != Isa::kAmx) v.push_back(BuildFor(isa));  // the avx512 build again
+  }
   return v;
 }
 

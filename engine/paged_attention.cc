@@ -22,6 +22,7 @@ QSL_DECLARE_ATTENTION(avx512)
 namespace {
 PagedAttentionIsa BuildFor(Isa isa) {
   switch (isa) {
+    case Isa::kAmx:  // tiles are for the linears; attention runs its AVX-512 build
     case Isa::kAvx512: return {"avx512", &attention::avx512::Attend};
     case Isa::kAvx2: return {"avx2", &attention::avx2::Attend};
     case Isa::kScalar: break;
@@ -32,7 +33,9 @@ PagedAttentionIsa BuildFor(Isa isa) {
 
 std::vector<PagedAttentionIsa> PagedAttentionIsas() {
   std::vector<PagedAttentionIsa> v;
-  for (Isa isa : SupportedIsas()) v.push_back(BuildFor(isa));
+  for (Isa isa : SupportedIsas()) {
+    if (isa != Isa::kAmx) v.push_back(BuildFor(isa));  // the avx512 build again
+  }
   return v;
 }
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "accel/device_pool.h"
+#include "accel/isa.h"
 #include "accel/mpe_config.h"
 #include "accel/sim_report.h"
 #include "accel/xrt_card.h"
@@ -38,7 +39,11 @@ absl::StatusOr<MpeConfig> Config(const DevicesOptions& o) {
 
 void ListDevices(const MpeConfig& c) {
   std::printf("Devices\n");
-  std::printf("  cpu   the int8 kernels of the numeric contract on this host\n");
+  std::string paths;
+  for (Isa isa : SupportedIsas()) absl::StrAppend(&paths, paths.empty() ? "" : ", ", IsaName(isa));
+  std::printf("  cpu   the int8 kernels of the numeric contract on this host: path '%s' (QSL_ISA "
+              "forces one of: %s)\n",
+              IsaName(ActiveIsa()), paths.c_str());
   std::printf("  sim   simulated MPE '%s': %dx%d int8 array at %.0f MHz, %.1f GB/s card memory "
               "(sim:N for N cards)\n",
               c.name.c_str(), c.rows, c.cols, c.clock_mhz, c.mem_bandwidth_gbps());
