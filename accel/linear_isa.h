@@ -1,6 +1,7 @@
 // Internal: the plain-data interface between the dispatcher (linear.cc) and the per-ISA kernel
-// files (linear_avx2.cc, linear_avx512.cc). Those files are compiled with their own -m flags and
-// include only this header, linear_simd.h and <immintrin.h>: an inline function or std::
+// files (linear_avx2.cc, linear_avx512.cc, linear_amx.cc). Those files are compiled with their own
+// -m flags and include only this header, linear_simd.h, linear_avx512_traits.h and the C
+// headers (<immintrin.h>, <cstring>, <cstdlib>): an inline function or std::
 // template instantiated there could be emitted with AVX-512 code and then picked by the linker
 // for the whole binary, so they get everything as plain pointers and integers.
 #pragma once
