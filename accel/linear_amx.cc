@@ -219,6 +219,7 @@ struct Buffer {
 };
 thread_local Buffer expand_buffer, pad_buffer;
 
+// Kernels::linear. kt_block is the AVX-512 path's K blocking; the tiles take the whole K at once.
 void AmxLinear(const Weights& w, const Activations& a, const Output& out, int64_t nt0,
                int64_t nt1, int64_t t0, int64_t t1, int64_t kt_block, int32_t* scratch) {
   if (t1 - t0 < kAmxMinRows || w.tile_k % kStepK != 0 || w.tile_n % 32 != 0) {
@@ -228,10 +229,18 @@ void AmxLinear(const Weights& w, const Activations& a, const Output& out, int64_
   const int64_t steps = w.k_tiles * w.tile_k / kStepK;
   const int64_t blocks = w.tile_n / 16;
   int8_t* ebuf = w4 ? expand_buffer.Get(static_cast<size_t>(steps * blocks * 1024)) : nullptr;
-  // A short last row group: its rows, zero-padded to a whole group, and its totals.
+  // A short last row group's rows, zero-padded to a whole group (and its totals in `part`).
   int8_t* pad = pad_buffer.Get(static_cast<size_t>(2 * kTileRows * a.lda));
   if ((w4 && ebuf == nullptr) || pad == nullptr) {
     return kAvx512Kernels.linear(w, a, out, nt0, nt1, t0, t1, kt_block, scratch);
+  }
+  // Filled once for all the n-tiles below.
+  const int64_t r_short = t0 + (t1 - t0) / (2 * kTileRows) * (2 * kTileRows);
+  const int64_t short_rows = t1 - r_short;
+  if (short_rows != 0 && short_rows != kTileRows) {
+    std::memcpy(pad, a.q + r_short * a.lda, static_cast<size_t>(short_rows * a.lda));
+    std::memset(pad + short_rows * a.lda, 0,
+                static_cast<size_t>((2 * kTileRows - short_rows) * a.lda));
   }
   alignas(64) int32_t part[2 * kTileRows * 32];
   _tile_loadconfig(&Config());
@@ -243,14 +252,9 @@ void AmxLinear(const Weights& w, const Activations& a, const Output& out, int64_
                                      &w, false};
     for (int64_t r0 = t0; r0 < t1; r0 += 2 * kTileRows) {
       const int64_t rows = Min(2 * kTileRows, t1 - r0);
-      const int8_t* a0 = a.q + r0 * a.lda;
-      int64_t lda = a.lda;
       const bool whole = rows == kTileRows || rows == 2 * kTileRows;
-      if (!whole) {
-        std::memcpy(pad, a0, static_cast<size_t>(rows * a.lda));
-        std::memset(pad + rows * a.lda, 0, static_cast<size_t>((2 * kTileRows - rows) * a.lda));
-        a0 = pad;
-      }
+      const int8_t* a0 = whole ? a.q + r0 * a.lda : pad;
+      const int64_t lda = a.lda;
       const int8_t* a1 = a0 + kTileRows * lda;
       for (int64_t b = 0; b < blocks; b += 2) {
         int32_t* dst = whole ? scratch + (r0 - t0) * w.tile_n + b * 16 : part;
