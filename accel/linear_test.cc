@@ -478,18 +478,23 @@ TEST(LinearTest, EveryLayerOfTheBundledModel) {
     SCOPED_TRACE(spec.name);
     auto f = (*ckpt)->ReadF32(spec.name);
     ASSERT_TRUE(f.ok()) << f.status();
-    const int64_t n = spec.shape[0], k = spec.shape[1], m = 3;
+    const int64_t n = spec.shape[0], k = spec.shape[1];
     const PackedLinear w8 = QuantizeW8(*f, n, k);
     const PackedLinear w4 = QuantizeW4(w8, 128);
-    std::vector<float> x(m * k);
-    std::normal_distribution<float> d(0.0f, 1.0f);
-    for (auto& v : x) v = d(rng);
-    std::vector<int8_t> a(m * w8.layout.k_pad());
-    std::vector<float> a_scale(m);
-    scalar::QuantizeActivations(x.data(), m, k, k, w8.layout.k_pad(), a.data(), a_scale.data());
-    ExpectQuantizeMatches(x, m, k, k, w8.layout.k_pad());
-    ExpectPathsMatch(w8, a, m, a_scale, nullptr);
-    ExpectPathsMatch(w4, a, m, a_scale, nullptr);
+    // 3 rows: a decode batch on the vector paths; 20: one the AMX path takes, where it has one.
+    for (int64_t m : {3, 20}) {
+      SCOPED_TRACE(m);
+      std::vector<float> x(m * k);
+      std::normal_distribution<float> d(0.0f, 1.0f);
+      for (auto& v : x) v = d(rng);
+      std::vector<int8_t> a(m * w8.layout.k_pad());
+      std::vector<float> a_scale(m);
+      scalar::QuantizeActivations(x.data(), m, k, k, w8.layout.k_pad(), a.data(),
+                                  a_scale.data());
+      ExpectQuantizeMatches(x, m, k, k, w8.layout.k_pad());
+      ExpectPathsMatch(w8, a, m, a_scale, nullptr);
+      ExpectPathsMatch(w4, a, m, a_scale, nullptr);
+    }
     ++layers;
   }
   EXPECT_EQ(layers, 6 * 7 + 1);  // q, k, v, o, gate, up, down per layer, and lm_head
