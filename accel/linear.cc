@@ -14,8 +14,6 @@
 namespace qsl {
 namespace {
 
-// Row blocks of a GEMM: up to this many rows share one pass over a weight slab.
-constexpr int64_t kMaxRowBlock = 96;
 // Weight bytes of one K block: a slab this size is reused by every row block of a work item
 // while it stays in cache. W8 blocks half as large (4 tiles of 8 KiB, within a 48 KiB L1 with
 // the rows' activations) ran 2-5 % faster at M = 32 and 0-3 % at M = 128 on Zen 5; W4 keeps
@@ -100,7 +98,7 @@ Plan MakePlan(const kernel::Kernels& k, const LinearWeightsView& v, const int8_t
   }
   p.act = kernel::Activations{a, m, k_pad, sums.data(), k_pad / seg, a_scale};
   // Work items: (n-tile, row block), n-tile major so that neighbouring items share a slab.
-  p.row_blocks = CeilDiv(m, kMaxRowBlock);
+  p.row_blocks = CeilDiv(m, k.max_row_block);
   const int64_t step = p.w.group != 0 ? k.rows_w4 : k.rows_w8;
   p.rows = CeilDiv(CeilDiv(m, p.row_blocks), step) * step;
   // A single row block reads each weight once: no reason to cut K.

@@ -58,6 +58,8 @@ struct Kernels {
   int rows_w8;    // rows of its register block for W8 and W4 (row blocks are cut in multiples)
   int rows_w4;
   bool w8_sums;   // whether W8 needs the row sums
+  // Row blocks of a GEMM: up to this many rows share one pass over a weight slab.
+  int64_t max_row_block;
   void (*row_sums)(const int8_t* q, int64_t m, int64_t lda, int64_t seg, int32_t* sums);
   void (*linear)(const Weights& w, const Activations& a, const Output& out, int64_t nt0,
                  int64_t nt1, int64_t t0, int64_t t1, int64_t kt_block, int32_t* scratch);

@@ -102,6 +102,9 @@ QSL_INLINE void AddTo(const Vec<I> (&acc)[R][V], int64_t ld, int32_t* tot, bool 
   }
 }
 
+// Rows of a GEMM that share one pass over a weight slab (Kernels::max_row_block).
+constexpr int64_t kMaxRowBlock = 96;
+
 // How far ahead of its loads the W4 GEMV prefetches (measured on Zen 5: 1 KiB and 4 KiB gain
 // less than 2 KiB; W8, one load per vector and no expansion, showed no clear gain).
 constexpr int64_t kW4PrefetchBytes = 2048;
@@ -418,8 +421,9 @@ uint64_t StreamRead(const uint8_t* p, int64_t bytes) {
 
 template <class I>
 constexpr Kernels MakeKernels() {
-  return Kernels{I::kCols,      I::kRowsW8,  I::kRowsW4,  I::kW8Sums,     &RowSums,
-                 &Linear<I>,    &Quantize<I>, &Epilogue<I>, &DotPeak<I>,    &StreamRead<I>};
+  return Kernels{I::kCols,    I::kRowsW8,   I::kRowsW4,    I::kW8Sums,  kMaxRowBlock,
+                 &RowSums,    &Linear<I>,   &Quantize<I>,  &Epilogue<I>, &DotPeak<I>,
+                 &StreamRead<I>};
 }
 
 }  // namespace
