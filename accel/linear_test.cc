@@ -198,7 +198,8 @@ INSTANTIATE_TEST_SUITE_P(
         // and short row groups, the smallest row count it takes, groups of 32, wide tiles.
         Case{14, 64, 128, kDefault, 128}, Case{16, 100, 200, {64, 32}, 0},
         Case{20, 130, 700, kDefault, 32}, Case{24, 300, 300, {256, 128}, 128},
-        Case{48, 70, 1100, {512, 64}, 512}, Case{50, 140, 400, {128, 32}, 0}),
+        Case{48, 70, 1100, {512, 64}, 512}, Case{50, 140, 400, {128, 32}, 0},
+        Case{20, 70, 600, {64, 32}, 256}),  // groups longer than a tile
     [](const ::testing::TestParamInfo<Case>& info) { return Name(info.param); });
 
 // The thread count changes nothing: the same bits with 1, 2 and 3 threads.
